@@ -1,0 +1,61 @@
+//! The oracle: reads a history, applies the rules of DESIGN.md, returns a verdict.
+//! It sees only the history, so any run can be re-checked offline.
+
+pub mod model;
+pub mod rules;
+mod verdict;
+
+pub use model::Model;
+pub use verdict::{CheckResult, FaultMetrics, Metrics, Verdict};
+
+use crate::history::Record;
+
+pub fn check(records: &[Record]) -> Verdict {
+    let model = Model::build(records);
+    let mut metrics = Metrics::default();
+    let mut checks = Vec::new();
+
+    let mut completed = Vec::new();
+    match model.run_outcome.as_deref() {
+        Some("completed") => {}
+        Some(other) => completed.push(format!("the run ended early: {other}")),
+        None => completed.push("the history has no run_finished record: the run died".into()),
+    }
+    if model.info.is_none() {
+        completed.push("the history has no run_started record".into());
+    }
+    checks.push(CheckResult::new(
+        "run_completed",
+        completed,
+        "the run completed".into(),
+    ));
+    checks.extend(rules::loss::check(&model, &mut metrics));
+    checks.push(rules::duplicates::check(&model, &mut metrics));
+    checks.push(rules::ownership::check(&model, &mut metrics));
+    checks.push(rules::order::check(&model));
+    checks.push(rules::commits::check(&model));
+    checks.push(rules::latency::check(&model, &mut metrics));
+    checks.push(rules::protocol::check(&model));
+
+    if let Some(fin) = &model.final_assignment {
+        metrics.final_assignment = fin
+            .iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(m, p)| (m.clone(), p.iter().map(|tp| tp.partition).collect()))
+            .collect();
+    }
+
+    let info = model.info.as_ref();
+    Verdict {
+        passed: checks
+            .iter()
+            .all(|c| c.passed || c.known_deviation.is_some()),
+        scenario: info.map_or("?".into(), |i| i.scenario.clone()),
+        protocol: info.map_or("?".into(), |i| i.protocol.clone()),
+        broker: info.map_or("?".into(), |i| i.broker.clone()),
+        seed: info.map_or(0, |i| i.seed),
+        replay: info.map_or(String::new(), |i| i.replay.clone()),
+        checks,
+        metrics,
+    }
+}

@@ -1,0 +1,78 @@
+//! Rule 4, order: within one ownership, consumed offsets are contiguous and start at the
+//! committed position (no skip, no rewind).
+//!
+//! One refinement: when the previous owner died (killed, or exited without revoking), a
+//! commit it had in flight may have landed without ever being reported. The next owner
+//! may then start anywhere from the last reported commit up to just past what the dead
+//! owner had processed; that start is never a skip, since nothing beyond it was lost.
+
+use crate::check::model::{EndReason, Model, Ownership};
+use crate::check::verdict::CheckResult;
+
+pub fn check(model: &Model) -> CheckResult {
+    let mut violations = Vec::new();
+    let mut checked = 0usize;
+    for o in &model.ownerships {
+        let Some(first) = o.batches.first() else {
+            continue;
+        };
+        checked += 1;
+        let name = format!("{}-{} under {}", o.tp.topic, o.tp.partition, o.member);
+        // With no commit yet the group starts from the log's start (reset policy earliest).
+        let log_start = model
+            .acked
+            .get(&o.tp)
+            .and_then(|s| s.iter().next().map(|r| *r.start()))
+            .unwrap_or(0);
+        let expected = model.committed_before(&o.tp, first.at).unwrap_or(log_start);
+        let in_flight_limit = previous_owner(model, o)
+            .filter(|p| matches!(p.end_reason, EndReason::Killed | EndReason::Exited))
+            .and_then(|p| p.batches.iter().map(|b| b.max + 1).max())
+            .unwrap_or(expected);
+        if first.min < expected || first.min > in_flight_limit.max(expected) {
+            let what = if first.min > expected {
+                "skipped"
+            } else {
+                "rewound"
+            };
+            violations.push(format!(
+                "{name}: started at {} but the committed position was {expected} ({what})",
+                first.min
+            ));
+        }
+        let mut next = None;
+        for b in &o.batches {
+            if b.count != (b.max - b.min + 1) as u64 {
+                violations.push(format!(
+                    "{name}: batch {}..={} holds {} records, so it skipped offsets",
+                    b.min, b.max, b.count
+                ));
+            }
+            if let Some(n) = next {
+                if b.min != n {
+                    let what = if b.min > n { "skipped" } else { "rewound" };
+                    violations.push(format!(
+                        "{name}: expected offset {n} next, got {} ({what})",
+                        b.min
+                    ));
+                }
+            }
+            next = Some(b.max + 1);
+        }
+    }
+    CheckResult::new(
+        "order",
+        violations,
+        format!("{checked} ownerships consumed in order from the committed position"),
+    )
+}
+
+/// The ownership of the same partition that ended last before `o` started.
+fn previous_owner<'a>(model: &'a Model, o: &'a Ownership) -> Option<&'a Ownership> {
+    model
+        .ownerships_of(&o.tp)
+        .filter(|p| {
+            p.end_at.is_some() && p.end.is_some_and(|e| e <= o.start) && !std::ptr::eq(*p, o)
+        })
+        .max_by_key(|p| p.end_at)
+}

@@ -1,0 +1,134 @@
+//! Rule 7, protocol expectations (DESIGN.md's protocol x fault table) and the scenario's
+//! own promises (the final assignment).
+
+use std::collections::BTreeSet;
+
+use crate::check::model::{EndReason, Model};
+use crate::check::rules::latency::measure;
+use crate::check::verdict::CheckResult;
+
+/// Faults that change membership, after which the table says who must revoke what.
+const MEMBERSHIP_FAULTS: &[&str] = &["crash", "join", "leave"];
+
+pub fn check(model: &Model) -> CheckResult {
+    let mut violations = Vec::new();
+    let protocol = model
+        .info
+        .as_ref()
+        .map(|i| i.protocol.as_str())
+        .unwrap_or("");
+    let eager = protocol.starts_with("eager") || protocol == "static-eager";
+    let cooperative = protocol.contains("cooperative") || protocol == "consumer";
+
+    for f in model
+        .faults
+        .iter()
+        .filter(|f| MEMBERSHIP_FAULTS.contains(&f.fault.kind.as_str()))
+    {
+        let fm = measure(model, f);
+        let target = f.fault.target.as_deref();
+        let holders: BTreeSet<&str> = model
+            .ownerships
+            .iter()
+            .filter(|o| o.covers(f.start, model.horizon + 1) && Some(o.member.as_str()) != target)
+            .map(|o| o.member.as_str())
+            .collect();
+        if eager {
+            for m in holders {
+                if !fm.stop_the_world_members.iter().any(|s| s == m) {
+                    violations.push(format!(
+                        "{} {}: under {protocol} every member revokes all, but {m} kept some",
+                        f.fault.id, f.fault.kind
+                    ));
+                }
+            }
+        }
+        if cooperative && f.fault.kind == "crash" {
+            for o in model.ownerships.iter().filter(|o| {
+                Some(o.member.as_str()) != target
+                    && o.end_reason == EndReason::Revoked
+                    && o.end.is_some_and(|e| e > f.start && e <= f.window_end)
+            }) {
+                violations.push(format!(
+                    "{} crash: survivor {} revoked {}-{}; only orphaned partitions may move",
+                    f.fault.id, o.member, o.tp.topic, o.tp.partition
+                ));
+            }
+        }
+    }
+
+    if cooperative {
+        // A cooperative member never revokes a partition it keeps: the next owner of a
+        // revoked partition is someone else.
+        for o in model
+            .ownerships
+            .iter()
+            .filter(|o| o.end_reason == EndReason::Revoked)
+        {
+            let end = o.end.unwrap_or(0);
+            let next = model
+                .ownerships_of(&o.tp)
+                .filter(|n| n.start >= end && !std::ptr::eq(*n, o))
+                .min_by_key(|n| n.start);
+            let shutting_down = model.production_stopped.is_some_and(|t| end >= t);
+            if let Some(n) = next {
+                if n.member == o.member && !shutting_down {
+                    violations.push(format!(
+                        "{} revoked {}-{} at {end} and got it back at {}: it revoked a partition it kept",
+                        o.member, o.tp.topic, o.tp.partition, n.start
+                    ));
+                }
+            }
+        }
+    }
+
+    let expected = model
+        .info
+        .as_ref()
+        .and_then(|i| i.expectations.final_balanced_over.clone());
+    if let Some(expected) = expected {
+        match &model.final_assignment {
+            None => violations.push("no final assignment: production never stopped".into()),
+            Some(fin) => {
+                let holders: BTreeSet<&String> = fin
+                    .iter()
+                    .filter(|(_, p)| !p.is_empty())
+                    .map(|(m, _)| m)
+                    .collect();
+                let want: BTreeSet<&String> = expected.iter().collect();
+                if holders != want {
+                    violations.push(format!(
+                        "final assignment held by {holders:?}, expected {want:?}"
+                    ));
+                }
+                let counts: Vec<usize> = expected
+                    .iter()
+                    .map(|m| fin.get(m).map_or(0, |p| p.len()))
+                    .collect();
+                let (lo, hi) = (counts.iter().min(), counts.iter().max());
+                if let (Some(lo), Some(hi)) = (lo, hi) {
+                    if hi - lo > 1 {
+                        violations.push(format!(
+                            "final assignment unbalanced: {counts:?} partitions over {expected:?}"
+                        ));
+                    }
+                }
+                let assigned: usize = fin.values().map(|p| p.len()).sum();
+                let distinct: BTreeSet<_> = fin.values().flatten().collect();
+                if distinct.len() != model.partitions.len() || assigned != distinct.len() {
+                    violations.push(format!(
+                        "final assignment covers {} of {} partitions ({} assignments)",
+                        distinct.len(),
+                        model.partitions.len(),
+                        assigned
+                    ));
+                }
+            }
+        }
+    }
+    CheckResult::new(
+        "protocol",
+        violations,
+        format!("{protocol} expectations hold"),
+    )
+}

@@ -1,0 +1,181 @@
+//! One member process: spawned in its own process group (so a kill reaches everything
+//! it started), stdout parsed into history events, stderr kept in a log file.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::Mutex;
+
+use super::protocol::parse_line;
+use super::{DriverCommand, MemberSpec};
+use crate::history::Event;
+use crate::run::Recorder;
+
+/// How a member's process ended.
+#[derive(Debug, Clone)]
+pub struct MemberExit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+pub struct Member {
+    pub name: String,
+    pub pid: u32,
+    killed: Arc<AtomicBool>,
+    stdin: Mutex<Option<ChildStdin>>,
+    exited: tokio::sync::watch::Receiver<Option<MemberExit>>,
+}
+
+impl Member {
+    /// Starts the driver and the task that records its events. Events go to `recorder`;
+    /// a line that breaks the protocol marks the run as broken (the run stops, exit 2).
+    pub fn spawn(
+        driver: &DriverCommand,
+        spec: &MemberSpec,
+        log_dir: &Path,
+        recorder: Arc<Recorder>,
+    ) -> Result<Member> {
+        let stderr_path = log_dir.join(format!("{}.stderr.log", spec.name));
+        let stderr = std::fs::File::create(&stderr_path)
+            .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+        let mut cmd = Command::new(&driver.program);
+        cmd.args(&driver.args)
+            .args(spec.flags())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child: Child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start driver {} for {}",
+                driver.program.display(),
+                spec.name
+            )
+        })?;
+        let pid = child
+            .id()
+            .context("driver exited before it could be tracked")?;
+        recorder.record(Some(&spec.name), Event::MemberStarted { pid });
+        let stdout = child.stdout.take().context("driver stdout")?;
+        let stdin = child.stdin.take();
+        let killed = Arc::new(AtomicBool::new(false));
+        let (exit_tx, exited) = tokio::sync::watch::channel(None);
+
+        let name = spec.name.clone();
+        let killed_flag = killed.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) if line.trim().is_empty() => {}
+                    Ok(Some(line)) => match parse_line(&name, &line) {
+                        Ok(Some((ts, event))) => {
+                            recorder.record_at(ts, Some(&name), event);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            recorder.fail(e.to_string());
+                            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                        }
+                    },
+                    Ok(None) => break,
+                    Err(e) => {
+                        recorder.fail(format!("cannot read driver {name}'s output: {e}"));
+                        break;
+                    }
+                }
+            }
+            let status = child.wait().await.ok();
+            let exit = MemberExit {
+                code: status.and_then(|s| s.code()),
+                signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
+            };
+            recorder.record(
+                Some(&name),
+                Event::MemberExited {
+                    code: exit.code,
+                    signal: exit.signal,
+                    killed: killed_flag.load(Ordering::SeqCst),
+                },
+            );
+            let _ = exit_tx.send(Some(exit));
+        });
+        Ok(Member {
+            name: spec.name.clone(),
+            pid,
+            killed,
+            stdin: Mutex::new(stdin),
+            exited,
+        })
+    }
+
+    fn signal(&self, sig: Signal) -> Result<()> {
+        killpg(Pid::from_raw(self.pid as i32), sig)
+            .with_context(|| format!("cannot send {sig} to {}", self.name))
+    }
+
+    /// SIGKILL: a crash. The history marks the exit as killed.
+    pub fn kill(&self) -> Result<()> {
+        self.killed.store(true, Ordering::SeqCst);
+        self.signal(Signal::SIGKILL)
+    }
+
+    /// SIGTERM: clean shutdown (commit, close, `shutdown_complete`).
+    pub fn terminate(&self) -> Result<()> {
+        self.signal(Signal::SIGTERM)
+    }
+
+    pub fn pause(&self) -> Result<()> {
+        self.signal(Signal::SIGSTOP)
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        self.signal(Signal::SIGCONT)
+    }
+
+    /// Sends one JSON command line on the driver's stdin.
+    pub async fn command(&self, cmd: &serde_json::Value) -> Result<()> {
+        let mut guard = self.stdin.lock().await;
+        let stdin = guard.as_mut().context("driver stdin is closed")?;
+        stdin.write_all(format!("{cmd}\n").as_bytes()).await?;
+        stdin.flush().await?;
+        Ok(())
+    }
+
+    pub fn has_exited(&self) -> Option<MemberExit> {
+        self.exited.borrow().clone()
+    }
+
+    /// Waits for the process to end.
+    pub async fn wait(&self) -> MemberExit {
+        let mut rx = self.exited.clone();
+        loop {
+            if let Some(e) = rx.borrow().clone() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                return MemberExit {
+                    code: None,
+                    signal: None,
+                };
+            }
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        // Never leave a driver behind, whatever way the run ends.
+        if self.has_exited().is_none() {
+            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! librdkafka's mock cluster hosted in the harness process. Driver processes reach it
+//! over loopback TCP like any broker.
+
+use std::ffi::{CStr, CString};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::ClientConfig;
+use rdkafka_sys as rdsys;
+
+use super::{Cluster, ClusterOptions};
+
+pub struct MockCluster {
+    raw: *mut rdsys::rd_kafka_mock_cluster_t,
+    bootstrap: String,
+    replication: i32,
+    // The mock cluster borrows this client's handle; it must outlive `raw`.
+    _owner: BaseProducer,
+}
+
+// The mock cluster runs on its own thread; every rd_kafka_mock_* call hands an operation
+// to that thread, so the handle may be used from any thread.
+unsafe impl Send for MockCluster {}
+unsafe impl Sync for MockCluster {}
+
+impl MockCluster {
+    pub fn start(opts: &ClusterOptions) -> Result<Self> {
+        let owner: BaseProducer = ClientConfig::new()
+            .set("log_level", "3")
+            .create()
+            .context("cannot create the client that hosts the mock cluster")?;
+        let raw =
+            unsafe { rdsys::rd_kafka_mock_cluster_new(owner.client().native_ptr(), opts.brokers) };
+        if raw.is_null() {
+            bail!(
+                "librdkafka could not start a mock cluster of {} brokers",
+                opts.brokers
+            );
+        }
+        unsafe {
+            rdsys::rd_kafka_mock_group_initial_rebalance_delay_ms(
+                raw,
+                opts.initial_rebalance_delay_ms,
+            )
+        };
+        let bootstrap = unsafe { CStr::from_ptr(rdsys::rd_kafka_mock_cluster_bootstraps(raw)) }
+            .to_string_lossy()
+            .into_owned();
+        tracing::info!(%bootstrap, brokers = opts.brokers, "mock cluster up");
+        Ok(Self {
+            raw,
+            bootstrap,
+            replication: opts.brokers.min(3),
+            _owner: owner,
+        })
+    }
+}
+
+impl Cluster for MockCluster {
+    fn name(&self) -> &str {
+        "mock"
+    }
+
+    fn bootstrap_servers(&self) -> String {
+        self.bootstrap.clone()
+    }
+
+    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        let name = CString::new(topic)?;
+        let err = unsafe {
+            rdsys::rd_kafka_mock_topic_create(self.raw, name.as_ptr(), partitions, self.replication)
+        };
+        if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            bail!("mock cluster refused to create topic {topic}: {err:?}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MockCluster {
+    fn drop(&mut self) {
+        unsafe { rdsys::rd_kafka_mock_cluster_destroy(self.raw) };
+    }
+}

@@ -1,0 +1,42 @@
+//! Broker backends behind one trait. `mock` (librdkafka's mock cluster, in process) is
+//! the embedded default; `process` and `container` backends plug in behind the same
+//! trait. Clients only ever see `bootstrap_servers()`: the address the brokers
+//! advertise, which is where the fault proxy will sit.
+
+mod mock;
+
+pub use mock::MockCluster;
+
+use anyhow::{bail, Result};
+
+/// A running set of brokers the harness can point clients at.
+pub trait Cluster: Send + Sync {
+    /// The broker spec this cluster was started from, e.g. `mock`.
+    fn name(&self) -> &str;
+    /// Comma-separated `host:port` list clients bootstrap from.
+    fn bootstrap_servers(&self) -> String;
+    /// Creates a topic; must complete before any consumer subscribes.
+    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()>;
+}
+
+/// Settings a broker backend needs to host a scenario's group.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub brokers: i32,
+    /// The delay before the first rebalance of an empty group (Kafka's
+    /// group.initial.rebalance.delay.ms).
+    pub initial_rebalance_delay_ms: i32,
+}
+
+/// Brokers the harness knows how to start, by `--broker` spec.
+pub const BROKERS: &[&str] = &["mock"];
+
+pub fn start(spec: &str, opts: &ClusterOptions) -> Result<Box<dyn Cluster>> {
+    match spec {
+        "mock" => Ok(Box::new(MockCluster::start(opts)?)),
+        other => bail!(
+            "unknown broker '{other}': supported brokers are {}",
+            BROKERS.join(", ")
+        ),
+    }
+}

@@ -1,0 +1,13 @@
+//! Chaos and conformance harness for Kafka consumer-group rebalancing.
+//!
+//! Data flows one way: scenario -> cluster + producer + drivers -> history -> check ->
+//! report. See DESIGN.md for the contract.
+
+pub mod check;
+pub mod client;
+pub mod cluster;
+pub mod history;
+pub mod produce;
+pub mod report;
+pub mod run;
+pub mod scenario;
