@@ -143,7 +143,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         Some(p) => Budgets::load(p)?,
         None => Budgets::builtin(),
     };
-    let seed = args.seed.unwrap_or_else(|| harness::history::now_ms());
+    let seed = args.seed.unwrap_or_else(harness::history::now_ms);
     let base = args.report_dir.clone().unwrap_or_else(|| {
         PathBuf::from(format!("reports/run-{}", harness::history::now_ms() / 1000))
     });

@@ -8,7 +8,7 @@ pub use recorder::{Recorder, Waited};
 pub use view::GroupView;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use crate::check::{self, Verdict};
 use crate::client::{protocol_flags, DriverCommand, Member, MemberSpec};
 use crate::cluster::{self, ClusterOptions};
-use crate::history::{read_history, Event, Expectations, Fault, HistoryWriter, RunInfo};
+use crate::history::{read_history, Budget, Event, Expectations, Fault, HistoryWriter, RunInfo};
 use crate::produce::Producer;
 use crate::report;
 use crate::scenario::{Budgets, Scenario, Step};
@@ -44,7 +44,7 @@ pub struct RunConfig {
 pub async fn run(cfg: RunConfig) -> Result<Verdict> {
     let started = Instant::now();
     let sc = &cfg.scenario;
-    let flags = protocol_flags(&cfg.protocol)?;
+    protocol_flags(&cfg.protocol)?;
     let budgets =
         cfg.budgets
             .resolve(&cfg.broker, &cfg.protocol, sc.fault_kinds(), &sc.consumer)?;
@@ -57,6 +57,42 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
         .with_context(|| format!("cannot create {}", members_dir.display()))?;
     let history_path = cfg.report_dir.join("history.jsonl");
     let recorder = Arc::new(Recorder::new(HistoryWriter::create(&history_path)?));
+
+    // Whatever happens, the history ends with why the run ended.
+    let outcome = match drive(&cfg, &driver, budgets, &recorder, &members_dir).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let outcome = format!("error: {e:#}");
+            recorder.record(None, Event::RunFinished { outcome });
+            return Err(e);
+        }
+    };
+    recorder.record(None, Event::RunFinished { outcome });
+    eprintln!(
+        "[{} {}] {:>5.1}s done; checking",
+        sc.name,
+        cfg.protocol,
+        started.elapsed().as_secs_f64()
+    );
+
+    let records = read_history(&history_path)?;
+    let verdict = check::check(&records);
+    report::write(&cfg.report_dir, &verdict)?;
+    Ok(verdict)
+}
+
+/// Drives the scenario from broker start to clean shutdown; returns the run's outcome
+/// ("completed", or why it stalled).
+async fn drive(
+    cfg: &RunConfig,
+    driver: &DriverCommand,
+    budgets: BTreeMap<String, Budget>,
+    recorder: &Arc<Recorder>,
+    members_dir: &Path,
+) -> Result<String> {
+    let started = Instant::now();
+    let sc = &cfg.scenario;
+    let flags = protocol_flags(&cfg.protocol)?;
     let progress = |what: &str| {
         eprintln!(
             "[{} {}] {:>5.1}s {what}",
@@ -150,10 +186,10 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
                 for n in names {
                     members.insert(
                         n.clone(),
-                        Member::spawn(&driver, &spec(n), &members_dir, recorder.clone())?,
+                        Member::spawn(driver, &spec(n), members_dir, recorder.clone())?,
                     );
                 }
-                await_startup(&recorder, names, &members_dir).await?;
+                await_startup(recorder, names, members_dir).await?;
                 progress(&format!("started {}", names.join(", ")));
             }
             Step::AwaitBalanced(names) => {
@@ -183,9 +219,9 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
                 inject("join", name);
                 members.insert(
                     name.clone(),
-                    Member::spawn(&driver, &spec(name), &members_dir, recorder.clone())?,
+                    Member::spawn(driver, &spec(name), members_dir, recorder.clone())?,
                 );
-                await_startup(&recorder, std::slice::from_ref(name), &members_dir).await?;
+                await_startup(recorder, std::slice::from_ref(name), members_dir).await?;
                 progress(&format!("{name} joined"));
             }
         }
@@ -227,18 +263,10 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
     if let Some(msg) = recorder.broken() {
         bail!("{msg}");
     }
-    let outcome = match &stalled {
+    Ok(match stalled {
         None => "completed".to_owned(),
         Some(why) => format!("stalled: {why}"),
-    };
-    recorder.record(None, Event::RunFinished { outcome });
-    drop(cluster);
-    progress("done; checking");
-
-    let records = read_history(&history_path)?;
-    let verdict = check::check(&records);
-    report::write(&cfg.report_dir, &verdict)?;
-    Ok(verdict)
+    })
 }
 
 /// Waits for `startup_complete` from each member; a driver that exits first is an
@@ -254,7 +282,7 @@ async fn await_startup(
                 || names.iter().any(|n| v.exited.contains_key(n))
         })
         .await?;
-    let exited: Vec<(String, (Option<i32>, Option<i32>))> = recorder.view(|v| {
+    let exited: Vec<(String, view::ExitStatus)> = recorder.view(|v| {
         names
             .iter()
             .filter(|n| !v.started.contains(*n))
@@ -273,8 +301,12 @@ async fn await_startup(
             .rev()
             .collect();
         bail!(
-            "driver for {name} exited at startup (code {code:?}, signal {signal:?}) before startup_complete; \
-             last lines of {}:\n{}",
+            "driver for {name} exited at startup ({}) before startup_complete; last lines of {}:\n{}",
+            match (code, signal) {
+                (Some(c), _) => format!("exit code {c}"),
+                (_, Some(s)) => format!("signal {s}"),
+                _ => "no status".to_owned(),
+            },
             log.display(),
             tail.join("\n")
         );

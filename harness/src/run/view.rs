@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::history::{Event, Ms, Record, TopicPartition};
 
+/// How a member's process ended: (exit code, signal).
+pub type ExitStatus = (Option<i32>, Option<i32>);
+
 #[derive(Debug, Default)]
 pub struct GroupView {
     pub assignment: BTreeMap<String, BTreeSet<TopicPartition>>,
@@ -15,7 +18,7 @@ pub struct GroupView {
     pub acked_max: BTreeMap<TopicPartition, i64>,
     pub started: BTreeSet<String>,
     pub capabilities: BTreeMap<String, Vec<String>>,
-    pub exited: BTreeMap<String, (Option<i32>, Option<i32>)>,
+    pub exited: BTreeMap<String, ExitStatus>,
     pub production_stopped: bool,
 }
 

@@ -8,6 +8,7 @@ use rangemap::RangeInclusiveSet;
 use super::{intersect, show, size};
 use crate::check::model::{Model, Ownership};
 use crate::check::verdict::{CheckResult, Metrics};
+use crate::history::Ms;
 
 pub fn check(model: &Model, metrics: &mut Metrics) -> CheckResult {
     let mut violations = Vec::new();
@@ -19,8 +20,17 @@ pub fn check(model: &Model, metrics: &mut Metrics) -> CheckResult {
         owners.sort_by_key(|o| o.start);
         let mut seen: RangeInclusiveSet<i64> = RangeInclusiveSet::new();
         let mut prev: Option<&Ownership> = None;
+        // What an abrupt handover allowed and no owner has re-processed yet stays allowed
+        // across later handovers: an owner that took over and handed on (cleanly,
+        // committing only what it processed) before reaching it left it uncommitted.
+        let mut carried: RangeInclusiveSet<i64> = RangeInclusiveSet::new();
         for o in owners {
-            let mut allowance = prev.map(|p| allowance(model, p)).unwrap_or_default();
+            let mut allowance = prev
+                .map(|p| allowance(model, p, o.start))
+                .unwrap_or_default();
+            for r in carried.iter() {
+                allowance.insert(r.clone());
+            }
             for b in &o.batches {
                 consumed_total += b.count;
                 let mut batch = RangeInclusiveSet::new();
@@ -53,6 +63,7 @@ pub fn check(model: &Model, metrics: &mut Metrics) -> CheckResult {
                 }
                 seen.insert(b.min..=b.max);
             }
+            carried = allowance;
             prev = Some(o);
         }
     }
@@ -73,8 +84,9 @@ pub fn check(model: &Model, metrics: &mut Metrics) -> CheckResult {
     )
 }
 
-/// What the next owner may re-process after `prev` let go of the partition.
-fn allowance(model: &Model, prev: &Ownership) -> RangeInclusiveSet<i64> {
+/// What the next owner, which took the partition at `taken`, may re-process after `prev`
+/// let go of it.
+fn allowance(model: &Model, prev: &Ownership, taken: Ms) -> RangeInclusiveSet<i64> {
     let mut set = RangeInclusiveSet::new();
     let end = prev.end_or(model.horizon);
     let failed_commit = model.commits.iter().any(|c| {
@@ -90,8 +102,16 @@ fn allowance(model: &Model, prev: &Ownership) -> RangeInclusiveSet<i64> {
     let Some(processed) = prev.batches.iter().map(|b| b.max).max() else {
         return set;
     };
+    // The position the next owner started from: the last commit before `prev` let go and
+    // before the next owner took over. A zombie's successor commits while the zombie still
+    // holds the partition; those commits do not shrink what the successor re-processed.
+    let end_at = prev.end_at.unwrap_or(usize::MAX);
     let committed = model
-        .committed_before(&prev.tp, prev.end_at.unwrap_or(usize::MAX))
+        .commits
+        .iter()
+        .filter(|c| c.success && c.tp == prev.tp && c.at < end_at && c.ts <= taken)
+        .map(|c| c.offset)
+        .max()
         .unwrap_or(0);
     if committed <= processed {
         set.insert(committed..=processed);

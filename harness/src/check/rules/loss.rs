@@ -39,7 +39,7 @@ pub fn check(model: &Model, metrics: &mut Metrics) -> Vec<CheckResult> {
         }
         if acked.iter().count() > 1 {
             let first = acked.iter().next().map(|r| *r.start()).unwrap_or(0);
-            let last = acked.iter().last().map(|r| *r.end()).unwrap_or(0);
+            let last = acked.iter().next_back().map(|r| *r.end()).unwrap_or(0);
             let holes: RangeInclusiveSet<i64> = acked.gaps(&(first..=last)).collect();
             gaps.push(format!(
                 "{}-{}: acked offsets have holes at {}",

@@ -1,0 +1,215 @@
+//! The `harness` command line as users meet it: exit codes (0 pass, 1 violation, 2 could
+//! not run), clear errors for bad input, foreign drivers, no leaked processes.
+
+use std::process::{Command, Output};
+
+use suites::{bin, report_dir, workspace};
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(bin("harness"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("run harness")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_cannot_run(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, stderr:\n{err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+}
+
+#[test]
+fn unknown_scenario_protocol_and_broker_are_named() {
+    assert_cannot_run(
+        &harness(&["run", "--scenario", "nope"]),
+        "unknown scenario 'nope': built-in scenarios are seed",
+    );
+    assert_cannot_run(
+        &harness(&["run", "--protocol", "sticky"]),
+        "unknown protocol 'sticky'",
+    );
+    assert_cannot_run(
+        &harness(&["run", "--broker", "kafka9"]),
+        "unknown broker 'kafka9'",
+    );
+}
+
+#[test]
+fn a_malformed_scenario_file_names_the_line() {
+    let dir = report_dir("malformed_scenario");
+    let file = dir.join("bad.toml");
+    let seed = std::fs::read_to_string(workspace().join("fixtures/scenarios/seed.toml")).unwrap();
+    std::fs::write(
+        &file,
+        seed.replace("partitions = 6", "partitions = \"six\""),
+    )
+    .unwrap();
+    let o = harness(&["run", "--scenario-file", file.to_str().unwrap()]);
+    assert_cannot_run(&o, "line 8, column 14");
+    std::fs::write(&file, seed.replace("crash = \"C2\"", "crash = \"C7\"")).unwrap();
+    assert_cannot_run(
+        &harness(&["run", "--scenario-file", file.to_str().unwrap()]),
+        "crash of C7, which is not running",
+    );
+}
+
+/// Drivers still alive whose command line mentions `needle`.
+fn survivors(needle: &str) -> Vec<String> {
+    let out = Command::new("pgrep")
+        .args(["-af", needle])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("pgrep"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_driver_printing_garbage_is_quoted_and_nothing_is_left_running() {
+    let dir = report_dir("garbage_driver");
+    let driver = workspace().join("fixtures/clients/broken/prints-garbage.sh");
+    let o = harness(&[
+        "run",
+        "--protocol",
+        "eager-range",
+        "--report-dir",
+        dir.to_str().unwrap(),
+        "--driver",
+        driver.to_str().unwrap(),
+    ]);
+    assert_cannot_run(&o, "printed a line that breaks the driver protocol");
+    assert_cannot_run(&o, "\"Starting consumer v1.2 ...\"");
+    assert!(
+        survivors("prints-garbage.sh").is_empty(),
+        "leaked: {:?}",
+        survivors("prints-garbage.sh")
+    );
+    // The history survives the failed run and says why it ended.
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"name\":\"run_finished\",\"outcome\":\"error: driver"),
+        "{history}"
+    );
+}
+
+#[test]
+fn a_driver_that_exits_at_startup_shows_its_stderr() {
+    let dir = report_dir("exiting_driver");
+    let driver = workspace().join("fixtures/clients/broken/exits-at-startup.sh");
+    let o = harness(&[
+        "run",
+        "--protocol",
+        "eager-range",
+        "--report-dir",
+        dir.to_str().unwrap(),
+        "--driver",
+        driver.to_str().unwrap(),
+    ]);
+    assert_cannot_run(&o, "exited at startup (exit code 3)");
+    assert_cannot_run(&o, "fatal: cannot load consumer.properties");
+}
+
+#[test]
+fn check_rejects_unreadable_histories() {
+    assert_cannot_run(
+        &harness(&["check", "/nonexistent/history.jsonl"]),
+        "cannot read history",
+    );
+    let dir = report_dir("unreadable_history");
+    let file = dir.join("history.jsonl");
+    std::fs::write(
+        &file,
+        "{\"seq\":0,\"ts\":1,\"name\":\"production_stopped\"}\nnot json\n{}\n",
+    )
+    .unwrap();
+    assert_cannot_run(
+        &harness(&["check", file.to_str().unwrap()]),
+        "history.jsonl:2: not a history record",
+    );
+}
+
+#[test]
+fn check_exits_1_on_a_violation_and_writes_reports() {
+    // A run that acked records nobody consumed: a loss.
+    let dir = report_dir("violation_history");
+    let file = dir.join("history.jsonl");
+    let lines = [
+        r#"{"seq":0,"ts":1,"name":"run_started","scenario":"hand","protocol":"eager-range","broker":"mock","seed":7,"topic":"t","partitions":1,"group":"g","consumer":{"session_timeout_ms":6000,"heartbeat_interval_ms":1000,"max_poll_interval_ms":10000},"budgets":{},"replay":"-"}"#,
+        r#"{"seq":1,"ts":2,"member":"C1","name":"partitions_assigned","partitions":[{"topic":"t","partition":0}]}"#,
+        r#"{"seq":2,"ts":3,"name":"records_acked","partitions":[{"topic":"t","partition":0,"count":10,"minOffset":0,"maxOffset":9}]}"#,
+        r#"{"seq":3,"ts":4,"member":"C1","name":"records_consumed","count":5,"partitions":[{"topic":"t","partition":0,"count":5,"minOffset":0,"maxOffset":4}]}"#,
+        r#"{"seq":4,"ts":5,"name":"production_stopped"}"#,
+        r#"{"seq":5,"ts":6,"name":"run_finished","outcome":"completed"}"#,
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let o = harness(&[
+        "check",
+        file.to_str().unwrap(),
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("t-0: 5 acked records never consumed (offsets 5..=9)"),
+        "{stdout}"
+    );
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("verdict.json")).unwrap()).unwrap();
+    assert_eq!(verdict["passed"], false);
+    assert_eq!(verdict["metrics"]["lost"], 5);
+}
+
+/// A second client, on another library (confluent-kafka for Python), gated through
+/// `--driver` exactly as a team would gate its own.
+#[test]
+fn a_foreign_driver_passes_the_seed_scenario() {
+    let probe = Command::new("python3")
+        .args(["-c", "import confluent_kafka"])
+        .output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "this test needs Python's confluent-kafka: pip install confluent-kafka (.ci/run does)"
+    );
+    let dir = report_dir("foreign_driver");
+    let driver = format!(
+        "python3 {}",
+        workspace()
+            .join("fixtures/clients/python-confluent/driver.py")
+            .display()
+    );
+    let o = harness(&[
+        "run",
+        "--protocol",
+        "cooperative-sticky",
+        "--report-dir",
+        dir.to_str().unwrap(),
+        "--driver",
+        &driver,
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        stderr(&o)
+    );
+    assert!(
+        stdout.contains("seed / cooperative-sticky / mock: PASSED"),
+        "{stdout}"
+    );
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("verdict.json")).unwrap()).unwrap();
+    assert_eq!(verdict["metrics"]["lost"], 0);
+    assert!(
+        verdict["replay"].as_str().unwrap().contains("--driver"),
+        "{verdict}"
+    );
+}
