@@ -782,6 +782,43 @@ fn a_cooperative_join_that_moves_only_what_it_must_passes() {
 /// member's partitions may move.
 #[test]
 fn a_cooperative_survivor_that_revokes_after_a_crash_breaks_the_protocol() {
+    let h = survivor_revokes();
+    let v = verdict(&h, &["protocol"]);
+    assert!(detail(&v, "protocol").contains("survivor C2 revoked events-1"));
+    assert_json_snapshot!(projection(&v));
+}
+
+/// The same history in a cell where the broker is known to move survivors' partitions:
+/// reported as a known deviation, never as a pass.
+#[test]
+fn a_known_deviation_is_reported_as_such_and_not_as_a_pass() {
+    let mut h = survivor_revokes();
+    h.deviation("crash", "protocol", "only orphaned partitions may move");
+    let v = h.check();
+    assert_eq!(v.outcome, harness::check::Outcome::KnownDeviation);
+    assert!(!v.passed);
+    let c = v.checks.iter().find(|c| c.name == "protocol").unwrap();
+    assert!(
+        !c.passed
+            && c.known_deviation
+                .as_deref()
+                .unwrap()
+                .contains("the broker differs")
+    );
+}
+
+/// A deviation waives only the violations it names: anything else still fails.
+#[test]
+fn a_known_deviation_does_not_hide_other_violations() {
+    let mut h = survivor_revokes();
+    h.deviation("crash", "protocol", "some other symptom");
+    let v = h.check();
+    assert_eq!(v.outcome, harness::check::Outcome::Fail);
+    assert!(v.checks.iter().all(|c| c.known_deviation.is_none()));
+}
+
+/// C3 crashes and survivor C2 gives up a partition it held: fails exactly `protocol`.
+fn survivor_revokes() -> H {
     let mut h = H::new("cooperative-sticky", 3);
     h.started(1000, "C1")
         .started(1000, "C2")
@@ -800,9 +837,7 @@ fn a_cooperative_survivor_that_revokes_after_a_crash_breaks_the_protocol() {
         .commit_many(16210, "C1", &[(0, 10), (1, 10), (2, 10)])
         .stop(17000)
         .finish(17100);
-    let v = verdict(&h, &["protocol"]);
-    assert!(detail(&v, "protocol").contains("survivor C2 revoked events-1"));
-    assert_json_snapshot!(projection(&v));
+    h
 }
 
 #[test]

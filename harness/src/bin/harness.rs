@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use harness::check::{self, Verdict};
+use harness::check::{self, Outcome, Verdict};
 use harness::client::{DriverCommand, PROTOCOLS};
 use harness::cluster::BROKERS;
 use harness::history::read_history;
@@ -107,7 +107,7 @@ fn check_command(history: &std::path::Path, report_dir: Option<&std::path::Path>
         report::write(dir, &verdict)?;
     }
     print!("{}", report::summary(&verdict));
-    Ok(verdict.passed)
+    Ok(verdict.outcome != Outcome::Fail)
 }
 
 fn run_command(args: RunArgs) -> Result<bool> {
@@ -188,11 +188,11 @@ fn run_command(args: RunArgs) -> Result<bool> {
     if rows.len() > 1 {
         print_table(&rows);
     }
-    Ok(rows.iter().all(|(_, v, _)| v.passed))
+    Ok(rows.iter().all(|(_, v, _)| v.outcome != Outcome::Fail))
 }
 
 fn print_verdict(v: &Verdict, dir: &std::path::Path) {
-    let status = if v.passed { "PASSED" } else { "FAILED" };
+    let status = report::outcome_label(v.outcome);
     println!(
         "{} / {} / {}: {status}  (reports in {})",
         v.scenario,
@@ -201,22 +201,31 @@ fn print_verdict(v: &Verdict, dir: &std::path::Path) {
         dir.display()
     );
     for c in v.failed_checks() {
-        println!("  {}: {}", c.name, c.detail);
+        let tag = if c.known_deviation.is_some() {
+            " (known deviation)"
+        } else {
+            ""
+        };
+        println!("  {}{tag}: {}", c.name, c.detail);
     }
 }
 
 fn print_table(rows: &[(String, Verdict, f64)]) {
     let ms = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
     println!(
-        "\n{:<20} {:<7} {:>6} {:>6} {:>9} {:>10} {:>10} {:>7}",
+        "\n{:<20} {:<9} {:>6} {:>6} {:>9} {:>10} {:>10} {:>7}",
         "protocol", "verdict", "lost", "dups", "unexpl.", "detect ms", "recover ms", "wall s"
     );
     for (p, v, wall) in rows {
         let m = &v.metrics;
         println!(
-            "{:<20} {:<7} {:>6} {:>6} {:>9} {:>10} {:>10} {:>7.1}",
+            "{:<20} {:<9} {:>6} {:>6} {:>9} {:>10} {:>10} {:>7.1}",
             p,
-            if v.passed { "pass" } else { "FAIL" },
+            match v.outcome {
+                Outcome::Pass => "pass",
+                Outcome::KnownDeviation => "known-dev",
+                Outcome::Fail => "FAIL",
+            },
             m.lost,
             m.duplicates,
             m.duplicates_unexplained,

@@ -6,9 +6,9 @@ pub mod rules;
 mod verdict;
 
 pub use model::Model;
-pub use verdict::{CheckResult, FaultMetrics, Metrics, Verdict};
+pub use verdict::{CheckResult, FaultMetrics, Metrics, Outcome, Verdict};
 
-use crate::history::Record;
+use crate::history::{KnownDeviation, Record};
 
 pub fn check(records: &[Record]) -> Verdict {
     let model = Model::build(records);
@@ -46,10 +46,25 @@ pub fn check(records: &[Record]) -> Verdict {
     }
 
     let info = model.info.as_ref();
+    let deviations = info
+        .map(|i| i.known_deviations.as_slice())
+        .unwrap_or_default();
+    for c in checks.iter_mut().filter(|c| !c.passed) {
+        c.known_deviation = covered_by(c, deviations);
+    }
+    let outcome = if checks.iter().all(|c| c.passed) {
+        Outcome::Pass
+    } else if checks
+        .iter()
+        .all(|c| c.passed || c.known_deviation.is_some())
+    {
+        Outcome::KnownDeviation
+    } else {
+        Outcome::Fail
+    };
     Verdict {
-        passed: checks
-            .iter()
-            .all(|c| c.passed || c.known_deviation.is_some()),
+        passed: outcome == Outcome::Pass,
+        outcome,
         scenario: info.map_or("?".into(), |i| i.scenario.clone()),
         protocol: info.map_or("?".into(), |i| i.protocol.clone()),
         broker: info.map_or("?".into(), |i| i.broker.clone()),
@@ -58,4 +73,24 @@ pub fn check(records: &[Record]) -> Verdict {
         checks,
         metrics,
     }
+}
+
+/// The deviation that explains every violation of a failed check, if one does.
+fn covered_by(check: &CheckResult, deviations: &[KnownDeviation]) -> Option<String> {
+    let relevant: Vec<&KnownDeviation> = deviations
+        .iter()
+        .filter(|d| d.check == check.name)
+        .collect();
+    let all_covered = !check.violations.is_empty()
+        && check
+            .violations
+            .iter()
+            .all(|v| relevant.iter().any(|d| v.contains(&d.matches)));
+    all_covered.then(|| {
+        let whys: Vec<String> = relevant
+            .iter()
+            .map(|d| format!("{} / {} / {}: {}", d.broker, d.protocol, d.fault, d.why))
+            .collect();
+        whys.join("; ")
+    })
 }

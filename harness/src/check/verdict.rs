@@ -8,10 +8,13 @@ pub struct CheckResult {
     pub name: String,
     pub passed: bool,
     pub detail: String,
-    /// Set when the rule failed in a cell recorded as a known deviation: reported as
-    /// such, never as a pass.
+    /// Set when every violation is covered by a known deviation: reported as such,
+    /// never as a pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_deviation: Option<String>,
+    /// Every violation found (the detail shows the first ten).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<String>,
 }
 
 impl CheckResult {
@@ -33,6 +36,7 @@ impl CheckResult {
             passed,
             detail,
             known_deviation: None,
+            violations,
         }
     }
 }
@@ -71,9 +75,21 @@ pub struct Metrics {
     pub faults: Vec<FaultMetrics>,
 }
 
+/// A verdict's overall outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Pass,
+    /// Failed only where the broker is known to differ from Kafka.
+    KnownDeviation,
+    Fail,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
+    /// True only for a clean pass (a known deviation is not a pass).
     pub passed: bool,
+    pub outcome: Outcome,
     pub scenario: String,
     pub protocol: String,
     pub broker: String,

@@ -22,21 +22,39 @@ pub struct ProtocolFlags {
 }
 
 /// Protocols the harness can drive, with their driver flags.
-pub const PROTOCOLS: &[&str] = &["eager-range", "eager-roundrobin", "cooperative-sticky"];
+pub const PROTOCOLS: &[&str] = &[
+    "eager-range",
+    "eager-roundrobin",
+    "cooperative-sticky",
+    "static-eager",
+    "static-cooperative",
+    "consumer",
+];
+
+const RANGE: &str = "org.apache.kafka.clients.consumer.RangeAssignor";
+const ROUNDROBIN: &str = "org.apache.kafka.clients.consumer.RoundRobinAssignor";
+const COOPERATIVE_STICKY: &str = "org.apache.kafka.clients.consumer.CooperativeStickyAssignor";
 
 pub fn protocol_flags(protocol: &str) -> Result<ProtocolFlags> {
-    let classic = |assignor: &'static str| ProtocolFlags {
+    let classic = |assignor: &'static str, static_membership: bool| ProtocolFlags {
         group_protocol: "classic",
         assignment_strategy: Some(assignor),
         remote_assignor: None,
-        static_membership: false,
+        static_membership,
     };
     Ok(match protocol {
-        "eager-range" => classic("org.apache.kafka.clients.consumer.RangeAssignor"),
-        "eager-roundrobin" => classic("org.apache.kafka.clients.consumer.RoundRobinAssignor"),
-        "cooperative-sticky" => {
-            classic("org.apache.kafka.clients.consumer.CooperativeStickyAssignor")
-        }
+        "eager-range" => classic(RANGE, false),
+        "eager-roundrobin" => classic(ROUNDROBIN, false),
+        "cooperative-sticky" => classic(COOPERATIVE_STICKY, false),
+        "static-eager" => classic(RANGE, true),
+        "static-cooperative" => classic(COOPERATIVE_STICKY, true),
+        // KIP-848: the broker assigns; the client only heartbeats.
+        "consumer" => ProtocolFlags {
+            group_protocol: "consumer",
+            assignment_strategy: None,
+            remote_assignor: None,
+            static_membership: false,
+        },
         other => bail!(
             "unknown protocol '{other}': supported protocols are {}",
             PROTOCOLS.join(", ")

@@ -41,8 +41,16 @@ impl MockCluster {
             rdsys::rd_kafka_mock_group_initial_rebalance_delay_ms(
                 raw,
                 opts.initial_rebalance_delay_ms,
-            )
-        };
+            );
+            rdsys::rd_kafka_mock_set_group_consumer_session_timeout_ms(
+                raw,
+                opts.consumer_session_timeout_ms,
+            );
+            rdsys::rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(
+                raw,
+                opts.consumer_heartbeat_interval_ms,
+            );
+        }
         let bootstrap = unsafe { CStr::from_ptr(rdsys::rd_kafka_mock_cluster_bootstraps(raw)) }
             .to_string_lossy()
             .into_owned();

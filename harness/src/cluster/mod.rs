@@ -26,6 +26,9 @@ pub struct ClusterOptions {
     /// The delay before the first rebalance of an empty group (Kafka's
     /// group.initial.rebalance.delay.ms).
     pub initial_rebalance_delay_ms: i32,
+    /// KIP-848 groups: the broker owns session timeout and heartbeat interval.
+    pub consumer_session_timeout_ms: i32,
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 /// Brokers the harness knows how to start, by `--broker` spec.

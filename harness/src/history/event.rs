@@ -73,6 +73,22 @@ pub struct RunInfo {
     pub expectations: Expectations,
     /// One line that replays this run.
     pub replay: String,
+    /// Known broker deviations that apply to this run's cells.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_deviations: Vec<KnownDeviation>,
+}
+
+/// A cell where the broker is known to differ from Kafka (fixtures/known-deviations.toml).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownDeviation {
+    pub broker: String,
+    pub protocol: String,
+    pub fault: String,
+    /// The check whose violations it waives, and the text those violations contain.
+    pub check: String,
+    pub matches: String,
+    pub observed: String,
+    pub why: String,
 }
 
 /// One fault as injected: `kind` names the fault family, `target` the member it hit.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::check::Verdict;
+use crate::check::{Outcome, Verdict};
 
 pub fn write(dir: &Path, verdict: &Verdict) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -22,7 +22,7 @@ fn ms(v: Option<u64>) -> String {
 
 pub fn summary(v: &Verdict) -> String {
     let mut s = String::new();
-    let status = if v.passed { "PASSED" } else { "FAILED" };
+    let status = outcome_label(v.outcome);
     let _ = writeln!(
         s,
         "# {} / {} / {}: {status}\n",
@@ -79,4 +79,13 @@ pub fn summary(v: &Verdict) -> String {
         }
     }
     s
+}
+
+/// How an outcome is shown to people.
+pub fn outcome_label(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "PASSED",
+        Outcome::KnownDeviation => "KNOWN DEVIATION",
+        Outcome::Fail => "FAILED",
+    }
 }

@@ -20,7 +20,7 @@ use crate::cluster::{self, ClusterOptions};
 use crate::history::{read_history, Budget, Event, Expectations, Fault, HistoryWriter, RunInfo};
 use crate::produce::Producer;
 use crate::report;
-use crate::scenario::{Budgets, Scenario, Step};
+use crate::scenario::{known_deviations, Budgets, Scenario, Step};
 
 /// Deadlines for the harness's own bookkeeping (not the system under test's budgets).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -107,6 +107,8 @@ async fn drive(
         &ClusterOptions {
             brokers: 3,
             initial_rebalance_delay_ms: 1000,
+            consumer_session_timeout_ms: sc.consumer.session_timeout_ms as i32,
+            consumer_heartbeat_interval_ms: sc.consumer.heartbeat_interval_ms as i32,
         },
     )?;
     cluster.create_topic(&sc.topic, sc.partitions)?;
@@ -126,6 +128,7 @@ async fn drive(
                 final_balanced_over: sc.final_balanced_over.clone(),
             },
             replay: cfg.replay.clone(),
+            known_deviations: known_deviations(&cfg.broker, &cfg.protocol, sc.fault_kinds())?,
         }),
     );
     progress(&format!(
@@ -134,22 +137,32 @@ async fn drive(
         cluster.bootstrap_servers()
     ));
 
-    let consumer_config = members_dir.join("consumer.properties");
-    std::fs::write(
-        &consumer_config,
-        format!(
-            "heartbeat.interval.ms={}\nmax.poll.interval.ms={}\n",
-            sc.consumer.heartbeat_interval_ms, sc.consumer.max_poll_interval_ms
-        ),
-    )?;
-    let spec = |name: &str| MemberSpec {
-        name: name.to_owned(),
-        bootstrap: cluster.bootstrap_servers(),
-        topic: sc.topic.clone(),
-        group: sc.group.clone(),
-        protocol: flags.clone(),
-        session_timeout_ms: sc.consumer.session_timeout_ms,
-        consumer_config: consumer_config.clone(),
+    // Each member gets its own properties file: its client.id (so faults can target its
+    // connections) and the client-side timeouts. Under KIP-848 the broker owns the
+    // session timeout and heartbeat interval, so they are not client settings there.
+    let spec = |name: &str| -> Result<MemberSpec> {
+        let mut props = format!(
+            "client.id={name}\nmax.poll.interval.ms={}\n",
+            sc.consumer.max_poll_interval_ms
+        );
+        if flags.group_protocol == "classic" {
+            props.push_str(&format!(
+                "heartbeat.interval.ms={}\n",
+                sc.consumer.heartbeat_interval_ms
+            ));
+        }
+        let consumer_config = members_dir.join(format!("{name}.properties"));
+        std::fs::write(&consumer_config, props)
+            .with_context(|| format!("cannot write {}", consumer_config.display()))?;
+        Ok(MemberSpec {
+            name: name.to_owned(),
+            bootstrap: cluster.bootstrap_servers(),
+            topic: sc.topic.clone(),
+            group: sc.group.clone(),
+            protocol: flags.clone(),
+            session_timeout_ms: sc.consumer.session_timeout_ms,
+            consumer_config,
+        })
     };
 
     let producer = Producer::start(
@@ -186,7 +199,7 @@ async fn drive(
                 for n in names {
                     members.insert(
                         n.clone(),
-                        Member::spawn(driver, &spec(n), members_dir, recorder.clone())?,
+                        Member::spawn(driver, &spec(n)?, members_dir, recorder.clone())?,
                     );
                 }
                 await_startup(recorder, names, members_dir).await?;
@@ -219,7 +232,7 @@ async fn drive(
                 inject("join", name);
                 members.insert(
                     name.clone(),
-                    Member::spawn(driver, &spec(name), members_dir, recorder.clone())?,
+                    Member::spawn(driver, &spec(name)?, members_dir, recorder.clone())?,
                 );
                 await_startup(recorder, std::slice::from_ref(name), members_dir).await?;
                 progress(&format!("{name} joined"));

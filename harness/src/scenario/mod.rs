@@ -2,8 +2,10 @@
 //! be. Loaded from TOML; the built-in catalogue is the TOML in fixtures/scenarios.
 
 mod budgets;
+mod deviations;
 
 pub use budgets::Budgets;
+pub use deviations::known_deviations;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -75,6 +75,7 @@ impl H {
                 budgets,
                 expectations: Expectations::default(),
                 replay: "harness run --seed 7".into(),
+                known_deviations: Vec::new(),
             },
             events: Vec::new(),
         }
@@ -85,6 +86,22 @@ impl H {
         self.info
             .budgets
             .insert(kind.to_owned(), budget(min, max, recovery));
+        self
+    }
+
+    /// Records a known deviation for `check` waiving violations that contain `matches`.
+    pub fn deviation(&mut self, fault: &str, check: &str, matches: &str) -> &mut Self {
+        let info = &mut self.info;
+        info.known_deviations
+            .push(harness::history::KnownDeviation {
+                broker: info.broker.clone(),
+                protocol: info.protocol.clone(),
+                fault: fault.into(),
+                check: check.into(),
+                matches: matches.into(),
+                observed: "observed in a test".into(),
+                why: "the broker differs".into(),
+            });
         self
     }
 
