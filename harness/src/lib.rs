@@ -6,6 +6,7 @@
 pub mod check;
 pub mod client;
 pub mod cluster;
+pub mod fault;
 pub mod history;
 pub mod produce;
 pub mod report;

@@ -27,7 +27,7 @@ fn assert_cannot_run(o: &Output, needle: &str) {
 fn unknown_scenario_protocol_and_broker_are_named() {
     assert_cannot_run(
         &harness(&["run", "--scenario", "nope"]),
-        "unknown scenario 'nope': built-in scenarios are seed",
+        "unknown scenario 'nope': built-in scenarios are seed, crash, leave",
     );
     assert_cannot_run(
         &harness(&["run", "--protocol", "sticky"]),

@@ -119,15 +119,17 @@ fn seed_static_cooperative() {
     seed("static-cooperative", "seed_static_cooperative");
 }
 
-/// KIP-848 on the mock: everything holds but the mock's non-sticky broker-side assignor
-/// moves a survivor's partition, a recorded known deviation (never a pass).
+/// KIP-848 on the mock: everything holds, except that the mock's non-sticky broker-side
+/// assignor may move a survivor's partition after the crash (whether it does depends on
+/// the order of the mock's member ids, so it varies by run). That is the recorded known
+/// deviation, reported as such; nothing else may fail.
 #[test]
-fn seed_consumer_protocol_is_a_known_deviation_on_the_mock() {
+fn seed_consumer_protocol_passes_or_shows_only_its_known_deviation() {
     let (v, dir) = run_builtin("seed", "consumer", None, "seed_consumer");
     let summary = harness::report::summary(&v);
-    assert_eq!(
+    assert_ne!(
         v.outcome,
-        Outcome::KnownDeviation,
+        Outcome::Fail,
         "reports in {}:\n{summary}",
         dir.display()
     );

@@ -89,7 +89,7 @@ fn covered_by(check: &CheckResult, deviations: &[KnownDeviation]) -> Option<Stri
     all_covered.then(|| {
         let whys: Vec<String> = relevant
             .iter()
-            .map(|d| format!("{} / {} / {}: {}", d.broker, d.protocol, d.fault, d.why))
+            .map(|d| format!("{}: {}", d.broker, d.why))
             .collect();
         whys.join("; ")
     })

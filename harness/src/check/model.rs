@@ -47,6 +47,8 @@ pub struct Batch {
 #[derive(Debug, Clone)]
 pub struct Ownership {
     pub member: String,
+    /// Which process of this member (a restart starts a new one under the same name).
+    pub process: u32,
     pub tp: TopicPartition,
     pub start: Ms,
     /// `None` while still open.
@@ -64,6 +66,16 @@ impl Ownership {
     pub fn covers(&self, t: Ms, horizon: Ms) -> bool {
         self.start <= t && t < self.end_or(horizon)
     }
+}
+
+/// One `partitions_assigned` event.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub ts: Ms,
+    pub member: String,
+    /// The first assignment of a freshly started process: its own joining, not a
+    /// rebalance the rest of the group went through.
+    pub first_of_process: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -112,8 +124,8 @@ pub struct Model {
     pub run_outcome: Option<String>,
     /// The last timestamp in the history: open intervals are closed here.
     pub horizon: Ms,
-    /// `partitions_assigned` events in time order, (ts, member).
-    pub assignments: Vec<(Ms, String)>,
+    /// `partitions_assigned` events in time order.
+    pub assignments: Vec<Assignment>,
     pub produce_failures: u64,
 }
 
@@ -140,6 +152,9 @@ impl Model {
         };
         // Index of each member's open ownership per partition.
         let mut open: BTreeMap<(String, TopicPartition), usize> = BTreeMap::new();
+        // Members whose current process has not been assigned anything yet.
+        let mut fresh: BTreeSet<String> = BTreeSet::new();
+        let mut process: BTreeMap<String, u32> = BTreeMap::new();
 
         for (at, r) in sorted.into_iter().enumerate() {
             let member = r.member.clone().unwrap_or_default();
@@ -151,10 +166,14 @@ impl Model {
                             partition: p,
                         });
                     }
-                    m.info = Some(info.clone());
+                    m.info = Some((**info).clone());
                 }
                 Event::PartitionsAssigned { partitions } => {
-                    m.assignments.push((r.ts, member.clone()));
+                    m.assignments.push(Assignment {
+                        ts: r.ts,
+                        member: member.clone(),
+                        first_of_process: fresh.remove(&member),
+                    });
                     for tp in partitions {
                         let key = (member.clone(), tp.clone());
                         if open.contains_key(&key) {
@@ -163,6 +182,7 @@ impl Model {
                         open.insert(key, m.ownerships.len());
                         m.ownerships.push(Ownership {
                             member: member.clone(),
+                            process: process.get(&member).copied().unwrap_or(0),
                             tp: tp.clone(),
                             start: r.ts,
                             end: None,
@@ -281,7 +301,11 @@ impl Model {
                     }
                 }
                 Event::RunFinished { outcome } => m.run_outcome = Some(outcome.clone()),
-                Event::StartupComplete { .. } | Event::MemberStarted { .. } => {}
+                Event::MemberStarted { .. } => {
+                    fresh.insert(member.clone());
+                    *process.entry(member.clone()).or_default() += 1;
+                }
+                Event::StartupComplete { .. } => {}
             }
         }
 

@@ -8,7 +8,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 use rdkafka_sys as rdsys;
 
-use super::{Cluster, ClusterOptions};
+use super::{Cluster, ClusterOptions, Unsupported};
 
 pub struct MockCluster {
     raw: *mut rdsys::rd_kafka_mock_cluster_t,
@@ -82,6 +82,39 @@ impl Cluster for MockCluster {
             bail!("mock cluster refused to create topic {topic}: {err:?}");
         }
         Ok(())
+    }
+
+    fn broker_down(&self, broker: i32) -> Result<(), Unsupported> {
+        let err = unsafe { rdsys::rd_kafka_mock_broker_set_down(self.raw, broker) };
+        self.check(&format!("take broker {broker} down"), err)
+    }
+
+    fn broker_up(&self, broker: i32) -> Result<(), Unsupported> {
+        let err = unsafe { rdsys::rd_kafka_mock_broker_set_up(self.raw, broker) };
+        self.check(&format!("bring broker {broker} up"), err)
+    }
+
+    fn move_coordinator(&self, group: &str, broker: i32) -> Result<(), Unsupported> {
+        let key = CString::new(group).map_err(|e| Unsupported(e.to_string()))?;
+        let err = unsafe {
+            rdsys::rd_kafka_mock_coordinator_set(self.raw, c"group".as_ptr(), key.as_ptr(), broker)
+        };
+        self.check(
+            &format!("move the coordinator of {group} to broker {broker}"),
+            err,
+        )
+    }
+}
+
+impl MockCluster {
+    fn check(&self, what: &str, err: rdsys::rd_kafka_resp_err_t) -> Result<(), Unsupported> {
+        if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            Ok(())
+        } else {
+            Err(Unsupported(format!(
+                "mock cluster refused to {what}: {err:?}"
+            )))
+        }
     }
 }
 

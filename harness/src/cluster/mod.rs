@@ -17,7 +17,38 @@ pub trait Cluster: Send + Sync {
     fn bootstrap_servers(&self) -> String;
     /// Creates a topic; must complete before any consumer subscribes.
     fn create_topic(&self, topic: &str, partitions: i32) -> Result<()>;
+
+    /// Stops a broker: it refuses connections until `broker_up`.
+    fn broker_down(&self, broker: i32) -> Result<(), Unsupported> {
+        let _ = broker;
+        Err(Unsupported(format!(
+            "broker {} cannot take a broker down",
+            self.name()
+        )))
+    }
+
+    fn broker_up(&self, broker: i32) -> Result<(), Unsupported> {
+        let _ = broker;
+        Err(Unsupported(format!(
+            "broker {} cannot bring a broker up",
+            self.name()
+        )))
+    }
+
+    /// Makes `broker` the coordinator of `group`.
+    fn move_coordinator(&self, group: &str, broker: i32) -> Result<(), Unsupported> {
+        let _ = (group, broker);
+        Err(Unsupported(format!(
+            "broker {} cannot move a group coordinator",
+            self.name()
+        )))
+    }
 }
+
+/// A fault this broker backend cannot inject: the cell is reported skipped, never passed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
 
 /// Settings a broker backend needs to host a scenario's group.
 #[derive(Debug, Clone)]

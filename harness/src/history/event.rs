@@ -46,6 +46,14 @@ pub struct Budget {
     pub detection_min_ms: u64,
     pub detection_max_ms: u64,
     pub recovery_max_ms: u64,
+    /// False for faults the group must ride out without reacting (a short pause, a
+    /// coordinator move): then no detection is expected at all.
+    #[serde(default = "yes")]
+    pub reaction: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What the scenario promises beyond the protocol's own rules.
@@ -73,17 +81,33 @@ pub struct RunInfo {
     pub expectations: Expectations,
     /// One line that replays this run.
     pub replay: String,
+    /// What each fault's window must show (DESIGN.md's protocol x fault table).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cell_expectations: BTreeMap<String, CellExpectation>,
     /// Known broker deviations that apply to this run's cells.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_deviations: Vec<KnownDeviation>,
+}
+
+/// One cell of the protocol x fault table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellExpectation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalances_max: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicates_max: Option<u64>,
+    #[serde(default)]
+    pub same_assignment: bool,
 }
 
 /// A cell where the broker is known to differ from Kafka (fixtures/known-deviations.toml).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownDeviation {
     pub broker: String,
-    pub protocol: String,
-    pub fault: String,
+    /// The protocols and faults of the cells it applies to.
+    pub protocols: Vec<String>,
+    pub faults: Vec<String>,
     /// The check whose violations it waives, and the text those violations contain.
     pub check: String,
     pub matches: String,
@@ -140,7 +164,8 @@ pub enum Event {
     },
     ProductionStopped {},
     // --- harness ---
-    RunStarted(RunInfo),
+    // Boxed: by far the largest event, written once per run.
+    RunStarted(Box<RunInfo>),
     MemberStarted {
         pid: u32,
     },

@@ -26,6 +26,11 @@ impl GroupView {
     pub fn apply(&mut self, r: &Record) {
         let member = r.member.clone().unwrap_or_default();
         match &r.event {
+            // A new process under this name (a restart): forget the last one's lifecycle.
+            Event::MemberStarted { .. } => {
+                self.started.remove(&member);
+                self.exited.remove(&member);
+            }
             Event::StartupComplete { capabilities } => {
                 self.started.insert(member.clone());
                 self.capabilities.insert(member, capabilities.clone());
@@ -74,6 +79,11 @@ impl GroupView {
             Event::ProductionStopped {} => self.production_stopped = true,
             _ => {}
         }
+    }
+
+    /// Whether the member's current process has reported `startup_complete`.
+    pub fn started_now(&self, member: &str) -> bool {
+        self.started.contains(member)
     }
 
     /// Every partition of `topic` is held by exactly one of `members`, evenly (counts

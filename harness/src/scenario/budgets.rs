@@ -17,6 +17,13 @@ struct BudgetSpec {
     tolerance_ms: u64,
     detection_max_ms: u64,
     recovery_max_ms: u64,
+    /// False for faults the group must ride out without a rebalance.
+    #[serde(default = "yes")]
+    reaction: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -24,6 +31,9 @@ struct BudgetSpec {
 enum DetectionFloor {
     /// The group must not react before the session timeout (minus tolerance).
     Session,
+    /// Not before max.poll.interval.ms (minus tolerance): a long poll's eviction.
+    #[serde(rename = "max_poll")]
+    MaxPoll,
     /// Any reaction time is fine.
     None,
 }
@@ -62,17 +72,22 @@ impl Budgets {
     ) -> Result<BTreeMap<String, Budget>> {
         let mut out = BTreeMap::new();
         for fault in faults {
-            let Some(spec) = self
-                .0
-                .get(broker)
-                .and_then(|p| p.get(protocol))
-                .and_then(|f| f.get(fault))
-            else {
+            // This protocol's entry, else the broker's entry for every protocol ("*").
+            let by_protocol = self.0.get(broker);
+            let spec = [protocol, "*"].iter().find_map(|p| {
+                by_protocol
+                    .and_then(|b| b.get(*p))
+                    .and_then(|f| f.get(fault))
+            });
+            let Some(spec) = spec else {
                 bail!("no budget for broker {broker}, protocol {protocol}, fault {fault}: add [{broker}.{protocol}.{fault}] to budgets.toml");
             };
             let detection_min_ms = match spec.detection_min {
                 DetectionFloor::Session => consumer
                     .session_timeout_ms
+                    .saturating_sub(spec.tolerance_ms),
+                DetectionFloor::MaxPoll => consumer
+                    .max_poll_interval_ms
                     .saturating_sub(spec.tolerance_ms),
                 DetectionFloor::None => 0,
             };
@@ -82,6 +97,7 @@ impl Budgets {
                     detection_min_ms,
                     detection_max_ms: spec.detection_max_ms,
                     recovery_max_ms: spec.recovery_max_ms,
+                    reaction: spec.reaction,
                 },
             );
         }

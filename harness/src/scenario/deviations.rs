@@ -28,7 +28,9 @@ pub fn known_deviations<'a>(
         .deviation
         .into_iter()
         .filter(|d| {
-            d.broker == broker && d.protocol == protocol && faults.contains(&d.fault.as_str())
+            d.broker == broker
+                && d.protocols.iter().any(|p| p == protocol)
+                && d.faults.iter().any(|f| faults.contains(&f.as_str()))
         })
         .collect())
 }

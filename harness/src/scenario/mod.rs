@@ -3,9 +3,11 @@
 
 mod budgets;
 mod deviations;
+mod expectations;
 
 pub use budgets::Budgets;
 pub use deviations::known_deviations;
+pub use expectations::cell_expectations;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -37,7 +39,8 @@ fn default_await_timeout() -> u64 {
     60_000
 }
 
-/// One step of a scenario, run in order.
+/// One step of a scenario, run in order. Steps that are faults are recorded as
+/// `fault_injected` (and `fault_healed` where they end) in the history.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
@@ -45,28 +48,104 @@ pub enum Step {
     Start(Vec<String>),
     /// Wait until exactly these members hold every partition, evenly, and consume.
     AwaitBalanced(Vec<String>),
-    /// Fault `crash`: SIGKILL the member.
+    /// `crash`: SIGKILL the member.
     Crash(String),
-    /// Fault `join`: start a new member (scale up).
+    /// `join`: start a new member (scale up).
     Join(String),
+    /// `leave`: SIGTERM the member (clean shutdown: commit, close).
+    Leave(String),
+    /// `scale-down`: SIGTERM several members at once.
+    ScaleDown(Vec<String>),
+    /// `restart`: SIGTERM the member, then start it again under the same name (and the
+    /// same group.instance.id under static membership).
+    Restart(String),
+    /// `rolling-bounce`: restart these members in turn, waiting for the group to settle
+    /// over every running member after each.
+    RollingBounce(Vec<String>),
+    /// `pause-short` or `pause-long` (shorter or longer than the session timeout):
+    /// SIGSTOP, then SIGCONT after `ms`.
+    Pause { member: String, ms: u64 },
+    /// `long-poll`: the member stops polling for `ms` while heartbeats go on (the
+    /// driver's `stall` capability); past max.poll.interval.ms it is evicted.
+    LongPoll { member: String, ms: u64 },
+    /// `broker-bounce`: take a broker down for `ms`, then bring it back.
+    BrokerBounce { broker: i32, ms: u64 },
+    /// `coordinator-move`: move the group's coordinator to another broker.
+    CoordinatorMove { broker: i32 },
 }
 
 impl Step {
-    /// The fault kind this step injects, if it is a fault.
-    pub fn fault_kind(&self) -> Option<&'static str> {
-        match self {
-            Step::Crash(_) => Some("crash"),
-            Step::Join(_) => Some("join"),
-            Step::Start(_) | Step::AwaitBalanced(_) => None,
-        }
+    /// The fault kind this step injects, if it is a fault. A pause is short or long
+    /// relative to the session timeout.
+    pub fn fault_kind(&self, session_timeout_ms: u64) -> Option<&'static str> {
+        Some(match self {
+            Step::Start(_) | Step::AwaitBalanced(_) => return None,
+            Step::Crash(_) => "crash",
+            Step::Join(_) => "join",
+            Step::Leave(_) => "leave",
+            Step::ScaleDown(_) => "scale-down",
+            Step::Restart(_) => "restart",
+            Step::RollingBounce(_) => "rolling-bounce",
+            Step::Pause { ms, .. } if *ms < session_timeout_ms => "pause-short",
+            Step::Pause { .. } => "pause-long",
+            Step::LongPoll { .. } => "long-poll",
+            Step::BrokerBounce { .. } => "broker-bounce",
+            Step::CoordinatorMove { .. } => "coordinator-move",
+        })
     }
 }
 
 /// The built-in catalogue, by name.
-const CATALOGUE: &[(&str, &str)] = &[(
-    "seed",
-    include_str!("../../../fixtures/scenarios/seed.toml"),
-)];
+const CATALOGUE: &[(&str, &str)] = &[
+    (
+        "seed",
+        include_str!("../../../fixtures/scenarios/seed.toml"),
+    ),
+    (
+        "crash",
+        include_str!("../../../fixtures/scenarios/crash.toml"),
+    ),
+    (
+        "leave",
+        include_str!("../../../fixtures/scenarios/leave.toml"),
+    ),
+    (
+        "join",
+        include_str!("../../../fixtures/scenarios/join.toml"),
+    ),
+    (
+        "scale-down",
+        include_str!("../../../fixtures/scenarios/scale-down.toml"),
+    ),
+    (
+        "restart",
+        include_str!("../../../fixtures/scenarios/restart.toml"),
+    ),
+    (
+        "rolling-bounce",
+        include_str!("../../../fixtures/scenarios/rolling-bounce.toml"),
+    ),
+    (
+        "pause-short",
+        include_str!("../../../fixtures/scenarios/pause-short.toml"),
+    ),
+    (
+        "pause-long",
+        include_str!("../../../fixtures/scenarios/pause-long.toml"),
+    ),
+    (
+        "long-poll",
+        include_str!("../../../fixtures/scenarios/long-poll.toml"),
+    ),
+    (
+        "broker-bounce",
+        include_str!("../../../fixtures/scenarios/broker-bounce.toml"),
+    ),
+    (
+        "coordinator-move",
+        include_str!("../../../fixtures/scenarios/coordinator-move.toml"),
+    ),
+];
 
 pub fn catalogue() -> Vec<&'static str> {
     CATALOGUE.iter().map(|(n, _)| *n).collect()
@@ -110,6 +189,13 @@ impl Scenario {
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         for (i, step) in self.steps.iter().enumerate() {
             let at = format!("step {}", i + 1);
+            let running = |m: &str, alive: &BTreeSet<&str>, what: &str| -> Result<()> {
+                if alive.contains(m) {
+                    Ok(())
+                } else {
+                    bail!("{at}: {what} of {m}, which is not running at that point")
+                }
+            };
             match step {
                 Step::Start(ms) => {
                     for m in ms {
@@ -125,11 +211,38 @@ impl Scenario {
                     }
                     alive.insert(m);
                 }
-                Step::Crash(m) => {
-                    if !alive.remove(m.as_str()) {
-                        bail!("{at}: crash of {m}, which is not running at that point");
+                Step::Crash(m) | Step::Leave(m) => {
+                    running(
+                        m,
+                        &alive,
+                        if matches!(step, Step::Crash(_)) {
+                            "crash"
+                        } else {
+                            "leave"
+                        },
+                    )?;
+                    alive.remove(m.as_str());
+                }
+                Step::ScaleDown(ms) => {
+                    for m in ms {
+                        running(m, &alive, "scale-down")?;
+                        alive.remove(m.as_str());
                     }
                 }
+                Step::Restart(m) => running(m, &alive, "restart")?,
+                Step::Pause { member, .. } => running(member, &alive, "pause")?,
+                Step::LongPoll { member, ms } => {
+                    running(member, &alive, "long-poll")?;
+                    if *ms <= self.consumer.max_poll_interval_ms {
+                        bail!("{at}: a long poll of {ms} ms does not exceed max_poll_interval_ms");
+                    }
+                }
+                Step::RollingBounce(ms) => {
+                    for m in ms {
+                        running(m, &alive, "rolling-bounce")?;
+                    }
+                }
+                Step::BrokerBounce { .. } | Step::CoordinatorMove { .. } => {}
                 Step::AwaitBalanced(ms) => {
                     for m in ms {
                         if !alive.contains(m.as_str()) {
@@ -150,7 +263,11 @@ impl Scenario {
     }
 
     pub fn fault_kinds(&self) -> BTreeSet<&'static str> {
-        self.steps.iter().filter_map(Step::fault_kind).collect()
+        let session = self.consumer.session_timeout_ms;
+        self.steps
+            .iter()
+            .filter_map(|s| s.fault_kind(session))
+            .collect()
     }
 }
 
@@ -172,6 +289,9 @@ mod tests {
     #[test]
     fn bad_scenarios_say_what_is_wrong() {
         let seed = include_str!("../../../fixtures/scenarios/seed.toml");
+        for name in catalogue() {
+            Scenario::builtin(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
         let e = Scenario::builtin("nope").unwrap_err().to_string();
         assert!(
             e.contains("unknown scenario 'nope'") && e.contains("seed"),

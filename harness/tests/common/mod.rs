@@ -40,6 +40,7 @@ pub fn budget(detection_min_ms: u64, detection_max_ms: u64, recovery_max_ms: u64
         detection_min_ms,
         detection_max_ms,
         recovery_max_ms,
+        reaction: true,
     }
 }
 
@@ -75,6 +76,7 @@ impl H {
                 budgets,
                 expectations: Expectations::default(),
                 replay: "harness run --seed 7".into(),
+                cell_expectations: BTreeMap::new(),
                 known_deviations: Vec::new(),
             },
             events: Vec::new(),
@@ -89,14 +91,20 @@ impl H {
         self
     }
 
+    /// Sets what the window of faults of `kind` must show.
+    pub fn expect(&mut self, kind: &str, e: harness::history::CellExpectation) -> &mut Self {
+        self.info.cell_expectations.insert(kind.into(), e);
+        self
+    }
+
     /// Records a known deviation for `check` waiving violations that contain `matches`.
     pub fn deviation(&mut self, fault: &str, check: &str, matches: &str) -> &mut Self {
         let info = &mut self.info;
         info.known_deviations
             .push(harness::history::KnownDeviation {
                 broker: info.broker.clone(),
-                protocol: info.protocol.clone(),
-                fault: fault.into(),
+                protocols: vec![info.protocol.clone()],
+                faults: vec![fault.into()],
                 check: check.into(),
                 matches: matches.into(),
                 observed: "observed in a test".into(),
@@ -289,7 +297,7 @@ impl H {
             seq: 0,
             ts: 0,
             member: None,
-            event: Event::RunStarted(self.info.clone()),
+            event: Event::RunStarted(Box::new(self.info.clone())),
         };
         std::iter::once(first)
             .chain(

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use crate::check::model::{EndReason, Model};
-use crate::check::rules::latency::measure;
+use crate::check::model::{EndReason, FaultWindow, Model};
+use crate::check::rules::latency::{measure, rebalance_rounds};
+use crate::check::rules::{intersect, size};
 use crate::check::verdict::CheckResult;
+use crate::history::CellExpectation;
 
 /// Faults that change membership, after which the table says who must revoke what.
 const MEMBERSHIP_FAULTS: &[&str] = &["crash", "join", "leave"];
@@ -57,6 +59,16 @@ pub fn check(model: &Model) -> CheckResult {
         }
     }
 
+    for f in &model.faults {
+        if let Some(e) = model
+            .info
+            .as_ref()
+            .and_then(|i| i.cell_expectations.get(&f.fault.kind))
+        {
+            violations.extend(cell(model, f, e, protocol));
+        }
+    }
+
     if cooperative {
         // A cooperative member never revokes a partition it keeps: the next owner of a
         // revoked partition is someone else.
@@ -72,7 +84,7 @@ pub fn check(model: &Model) -> CheckResult {
                 .min_by_key(|n| n.start);
             let shutting_down = model.production_stopped.is_some_and(|t| end >= t);
             if let Some(n) = next {
-                if n.member == o.member && !shutting_down {
+                if n.member == o.member && n.process == o.process && !shutting_down {
                     violations.push(format!(
                         "{} revoked {}-{} at {end} and got it back at {}: it revoked a partition it kept",
                         o.member, o.tp.topic, o.tp.partition, n.start
@@ -131,4 +143,72 @@ pub fn check(model: &Model) -> CheckResult {
         violations,
         format!("{protocol} expectations hold"),
     )
+}
+
+/// One cell of the protocol x fault table, judged within the fault's window.
+fn cell(model: &Model, f: &FaultWindow, e: &CellExpectation, protocol: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    let label = format!("{} {} under {protocol}", f.fault.id, f.fault.kind);
+    let in_window = |t: u64| t > f.start && t <= f.window_end;
+    if let Some(max) = e.rebalances_max {
+        // Rounds the members already in the group went through (a restarted process's
+        // own first assignment is its joining, not a rebalance of the others).
+        let rounds = rebalance_rounds(
+            model
+                .assignments
+                .iter()
+                .filter(|a| in_window(a.ts) && !a.first_of_process),
+        );
+        if rounds > max {
+            v.push(format!(
+                "{label}: {rounds} rebalances, at most {max} allowed"
+            ));
+        }
+    }
+    if let Some(max) = e.duplicates_max {
+        let dups = duplicates_in(model, f);
+        if dups > max {
+            v.push(format!(
+                "{label}: {dups} records re-delivered, at most {max} allowed"
+            ));
+        }
+    }
+    if e.same_assignment {
+        for tp in &model.partitions {
+            let before = model
+                .owner_at(tp, f.start.saturating_sub(1))
+                .map(|o| &o.member);
+            let after = model.owner_at(tp, f.window_end).map(|o| &o.member);
+            if before != after {
+                v.push(format!(
+                    "{label}: {}-{} moved from {before:?} to {after:?}; the assignment must stay the same",
+                    tp.topic, tp.partition
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// Records consumed in the fault's window that had been consumed before.
+fn duplicates_in(model: &Model, f: &FaultWindow) -> u64 {
+    let mut total = 0;
+    for tp in &model.partitions {
+        let mut batches: Vec<_> = model
+            .ownerships_of(tp)
+            .flat_map(|o| o.batches.iter())
+            .collect();
+        batches.extend(model.stray.iter().filter(|s| &s.tp == tp).map(|s| &s.batch));
+        batches.sort_by_key(|b| b.at);
+        let mut seen = rangemap::RangeInclusiveSet::new();
+        for b in batches {
+            let mut this = rangemap::RangeInclusiveSet::new();
+            this.insert(b.min..=b.max);
+            if b.ts > f.start && b.ts <= f.window_end {
+                total += size(&intersect(&this, &seen));
+            }
+            seen.insert(b.min..=b.max);
+        }
+    }
+    total
 }
