@@ -71,10 +71,10 @@ fn survivors(needle: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_driver_printing_garbage_is_quoted_and_nothing_is_left_running() {
-    let dir = report_dir("garbage_driver");
-    let driver = workspace().join("fixtures/clients/broken/prints-garbage.sh");
+/// `harness run` of the seed under eager-range with a driver from the workspace.
+fn run_with_driver(test: &str, driver: &str) -> (Output, std::path::PathBuf) {
+    let dir = report_dir(test);
+    let driver = workspace().join(driver);
     let o = harness(&[
         "run",
         "--protocol",
@@ -84,6 +84,15 @@ fn a_driver_printing_garbage_is_quoted_and_nothing_is_left_running() {
         "--driver",
         driver.to_str().unwrap(),
     ]);
+    (o, dir)
+}
+
+#[test]
+fn a_driver_printing_garbage_is_quoted_and_nothing_is_left_running() {
+    let (o, dir) = run_with_driver(
+        "garbage_driver",
+        "fixtures/clients/broken/prints-garbage.sh",
+    );
     assert_cannot_run(&o, "printed a line that breaks the driver protocol");
     assert_cannot_run(&o, "\"Starting consumer v1.2 ...\"");
     assert!(
@@ -101,17 +110,10 @@ fn a_driver_printing_garbage_is_quoted_and_nothing_is_left_running() {
 
 #[test]
 fn a_driver_that_exits_at_startup_shows_its_stderr() {
-    let dir = report_dir("exiting_driver");
-    let driver = workspace().join("fixtures/clients/broken/exits-at-startup.sh");
-    let o = harness(&[
-        "run",
-        "--protocol",
-        "eager-range",
-        "--report-dir",
-        dir.to_str().unwrap(),
-        "--driver",
-        driver.to_str().unwrap(),
-    ]);
+    let (o, _) = run_with_driver(
+        "exiting_driver",
+        "fixtures/clients/broken/exits-at-startup.sh",
+    );
     assert_cannot_run(&o, "exited at startup (exit code 3)");
     assert_cannot_run(&o, "fatal: cannot load consumer.properties");
 }
