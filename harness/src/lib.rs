@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod fault;
 pub mod history;
 pub mod produce;
+pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod scenario;
