@@ -35,7 +35,7 @@ pub fn check(records: &[Record]) -> Verdict {
     checks.push(rules::order::check(&model));
     checks.push(rules::commits::check(&model));
     checks.push(rules::latency::check(&model, &mut metrics));
-    checks.push(rules::protocol::check(&model));
+    checks.push(rules::protocol::check(&model, &metrics.faults));
 
     if let Some(fin) = &model.final_assignment {
         metrics.final_assignment = fin

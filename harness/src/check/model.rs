@@ -108,6 +108,13 @@ pub struct FaultWindow {
     pub window_end: Ms,
 }
 
+impl FaultWindow {
+    /// Whether `t` falls in this fault's window: after the fault, up to its end.
+    pub fn contains(&self, t: Ms) -> bool {
+        t > self.start && t <= self.window_end
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Model {
     pub info: Option<RunInfo>,

@@ -241,11 +241,13 @@ impl<'a> Executor<'a> {
         await_startup(self.recorder, names, self.members_dir).await
     }
 
-    /// SIGTERM, then waits for the process to end (SIGKILL past the deadline).
-    async fn stop(&mut self, names: &[String]) -> Result<()> {
+    /// SIGTERM, then waits for the processes to end; those still running past the
+    /// deadline are killed and returned.
+    pub async fn terminate(&self, names: &[String]) -> Result<Vec<String>> {
         for n in names {
             self.member(n)?.terminate()?;
         }
+        let mut stragglers = Vec::new();
         for n in names {
             let m = self.member(n)?;
             if tokio::time::timeout(SHUTDOWN_TIMEOUT, m.wait())
@@ -254,8 +256,16 @@ impl<'a> Executor<'a> {
             {
                 m.kill()?;
                 m.wait().await;
-                bail!("{n} did not shut down within {SHUTDOWN_TIMEOUT:?} of SIGTERM");
+                stragglers.push(n.clone());
             }
+        }
+        Ok(stragglers)
+    }
+
+    /// A clean stop as a fault step: a member that ignores SIGTERM fails the step.
+    async fn stop(&mut self, names: &[String]) -> Result<()> {
+        if let Some(n) = self.terminate(names).await?.first() {
+            bail!("{n} did not shut down within {SHUTDOWN_TIMEOUT:?} of SIGTERM");
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::check::{self, Verdict};
-use crate::client::{protocol_flags, DriverCommand, Member};
+use crate::client::{protocol_flags, DriverCommand};
 use crate::cluster::{self, ClusterOptions};
 use crate::fault::{Executor, StepOutcome, SHUTDOWN_TIMEOUT};
 use crate::history::{read_history, Budget, Event, Expectations, HistoryWriter, RunInfo};
@@ -185,26 +185,10 @@ async fn drive(
     }
 
     // Clean shutdown of every member still running.
-    let running: Vec<&Member> = exec
-        .members
-        .values()
-        .filter(|m| m.has_exited().is_none())
-        .collect();
-    for m in &running {
-        m.terminate()?;
-    }
-    for m in &running {
-        if tokio::time::timeout(SHUTDOWN_TIMEOUT, m.wait())
-            .await
-            .is_err()
-        {
-            ended.get_or_insert(format!(
-                "stalled: {} did not shut down within {SHUTDOWN_TIMEOUT:?} of SIGTERM",
-                m.name
-            ));
-            m.kill()?;
-            m.wait().await;
-        }
+    if let Some(n) = exec.terminate(&exec.running()).await?.first() {
+        ended.get_or_insert(format!(
+            "stalled: {n} did not shut down within {SHUTDOWN_TIMEOUT:?} of SIGTERM"
+        ));
     }
     if let Some(msg) = recorder.broken() {
         bail!("{msg}");

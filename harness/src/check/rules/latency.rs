@@ -81,9 +81,9 @@ pub fn check(model: &Model, metrics: &mut Metrics) -> CheckResult {
     )
 }
 
-pub fn measure(model: &Model, f: &FaultWindow) -> FaultMetrics {
+fn measure(model: &Model, f: &FaultWindow) -> FaultMetrics {
     let (start, end) = (f.start, f.window_end);
-    let in_window = |t: Ms| t > start && t <= end;
+    let in_window = |t: Ms| f.contains(t);
     let target = f.fault.target.as_deref();
 
     // First group reaction: any assignment change after the fault, from anyone.

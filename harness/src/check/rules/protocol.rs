@@ -4,15 +4,16 @@
 use std::collections::BTreeSet;
 
 use crate::check::model::{EndReason, FaultWindow, Model};
-use crate::check::rules::latency::{measure, rebalance_rounds};
+use crate::check::rules::latency::rebalance_rounds;
 use crate::check::rules::{intersect, size};
-use crate::check::verdict::CheckResult;
+use crate::check::verdict::{CheckResult, FaultMetrics};
 use crate::history::CellExpectation;
 
 /// Faults that change membership, after which the table says who must revoke what.
 const MEMBERSHIP_FAULTS: &[&str] = &["crash", "join", "leave"];
 
-pub fn check(model: &Model) -> CheckResult {
+/// `faults`: the latency rule's measurements, one per fault of `model`, in order.
+pub fn check(model: &Model, faults: &[FaultMetrics]) -> CheckResult {
     let mut violations = Vec::new();
     let protocol = model
         .info
@@ -22,12 +23,12 @@ pub fn check(model: &Model) -> CheckResult {
     let eager = protocol.starts_with("eager") || protocol == "static-eager";
     let cooperative = protocol.contains("cooperative") || protocol == "consumer";
 
-    for f in model
+    for (f, fm) in model
         .faults
         .iter()
-        .filter(|f| MEMBERSHIP_FAULTS.contains(&f.fault.kind.as_str()))
+        .zip(faults)
+        .filter(|(f, _)| MEMBERSHIP_FAULTS.contains(&f.fault.kind.as_str()))
     {
-        let fm = measure(model, f);
         let target = f.fault.target.as_deref();
         let holders: BTreeSet<&str> = model
             .ownerships
@@ -49,7 +50,7 @@ pub fn check(model: &Model) -> CheckResult {
             for o in model.ownerships.iter().filter(|o| {
                 Some(o.member.as_str()) != target
                     && o.end_reason == EndReason::Revoked
-                    && o.end.is_some_and(|e| e > f.start && e <= f.window_end)
+                    && o.end.is_some_and(|e| f.contains(e))
             }) {
                 violations.push(format!(
                     "{} crash: survivor {} revoked {}-{}; only orphaned partitions may move",
@@ -149,7 +150,7 @@ pub fn check(model: &Model) -> CheckResult {
 fn cell(model: &Model, f: &FaultWindow, e: &CellExpectation, protocol: &str) -> Vec<String> {
     let mut v = Vec::new();
     let label = format!("{} {} under {protocol}", f.fault.id, f.fault.kind);
-    let in_window = |t: u64| t > f.start && t <= f.window_end;
+    let in_window = |t: u64| f.contains(t);
     if let Some(max) = e.rebalances_max {
         // Rounds the members already in the group went through (a restarted process's
         // own first assignment is its joining, not a rebalance of the others).
