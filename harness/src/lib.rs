@@ -1,6 +1,6 @@
 //! Chaos and conformance harness for Kafka consumer-group rebalancing.
 //!
-//! Data flows one way: scenario -> cluster + producer + drivers -> history -> check ->
+//! Data flows one way: scenario -> cluster + network + producer + drivers -> history -> check ->
 //! report. See DESIGN.md for the contract.
 
 pub mod check;
@@ -8,6 +8,8 @@ pub mod client;
 pub mod cluster;
 pub mod fault;
 pub mod history;
+pub mod matrix;
+pub mod network;
 pub mod produce;
 pub mod proxy;
 pub mod report;

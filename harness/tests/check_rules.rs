@@ -390,6 +390,44 @@ fn zombie_window_under_a_pause_long_fault_is_reported_not_failed() {
 
 // ---------------------------------------------------------------- order
 
+/// C1 commits 5 and processes up to 9, then is paused with its commit of 10 in flight:
+/// the broker applies it, but C1 reports it only after it resumes. C2 rightly starts at
+/// 10, past the last commit reported before it started.
+fn zombie_with_a_commit_in_flight(next_start: i64) -> H {
+    let mut h = H::new("eager-range", 1);
+    h.budget("pause-long", 3000, 12000, 20000)
+        .started(1000, "C1")
+        .started(1000, "C2")
+        .assign(1100, "C1", &[0])
+        .assign(1100, "C2", &[])
+        .ack(1200, 0, 0, 19)
+        .consume(1300, "C1", 0, 0, 4)
+        .commit(1310, "C1", 0, 5)
+        .consume(1400, "C1", 0, 5, 9)
+        .fault(1401, "f1", "pause-long", "C1")
+        .assign(8500, "C2", &[0])
+        .consume(8600, "C2", 0, next_start, 19)
+        .commit(8610, "C2", 0, 20)
+        .heal(12000, "f1")
+        .commit(12001, "C1", 0, 10)
+        .lost(12020, "C1", &[0])
+        .stop(13000)
+        .finish(13100);
+    h
+}
+
+#[test]
+fn a_zombies_commit_in_flight_lets_the_next_owner_start_past_the_reported_commit() {
+    let v = verdict(&zombie_with_a_commit_in_flight(10), &[]);
+    assert!(v.passed);
+}
+
+#[test]
+fn starting_past_what_the_zombie_processed_is_still_a_skip() {
+    let v = verdict(&zombie_with_a_commit_in_flight(12), &["order", "no_loss"]);
+    assert_json_snapshot!(projection(&v));
+}
+
 #[test]
 fn offsets_skipped_between_batches_break_order_and_are_lost() {
     // Skipping inside the only ownership necessarily leaves the skipped records

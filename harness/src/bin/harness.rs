@@ -10,6 +10,7 @@ use harness::check::{self, Outcome, Verdict};
 use harness::client::{DriverCommand, PROTOCOLS};
 use harness::cluster::BROKERS;
 use harness::history::read_history;
+use harness::matrix::{self, MatrixConfig};
 use harness::report;
 use harness::run::{self, RunConfig};
 use harness::scenario::{self, Budgets, Scenario};
@@ -27,9 +28,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario against a broker and check it. With no arguments: the seed
-    /// scenario under every supported protocol on the embedded broker.
+    /// Run a scenario against a broker and check it. Without --scenario or
+    /// --scenario-file: the conformance matrix (every fault x the protocols).
     Run(RunArgs),
+    /// Run the protocol x fault conformance matrix; writes DIR/matrix.json.
+    Matrix(MatrixArgs),
     /// Re-check a history offline and print its verdict.
     Check {
         /// A history.jsonl written by a run.
@@ -40,6 +43,42 @@ enum Command {
     },
     /// List built-in scenarios, protocols and brokers.
     List,
+}
+
+#[derive(Args)]
+struct MatrixArgs {
+    #[arg(long, default_value = "mock")]
+    broker: String,
+    /// Where reports go (DIR/<fault>/<protocol>/ per cell). Default:
+    /// reports/matrix-<unix time>.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+    /// Protocols (columns); comma-separated. Default: every supported protocol.
+    #[arg(long, value_delimiter = ',')]
+    protocols: Vec<String>,
+    /// Fault scenarios (rows); comma-separated. Default: every catalogue scenario but
+    /// the seed.
+    #[arg(long, value_delimiter = ',')]
+    faults: Vec<String>,
+    /// Cells run at once. Default: the number of cores.
+    #[arg(long)]
+    jobs: Option<usize>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Flags shared by `run` and `matrix`.
+#[derive(Args, Clone)]
+struct CommonArgs {
+    /// Use this driver instead of the reference one: "CMD ARGS"; the driver protocol's
+    /// flags are appended.
+    #[arg(long)]
+    driver: Option<String>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A budgets file instead of the shipped fixtures/budgets.toml.
+    #[arg(long)]
+    budgets: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -58,15 +97,8 @@ struct RunArgs {
     /// Where reports go. Default: reports/run-<unix time>.
     #[arg(long)]
     report_dir: Option<PathBuf>,
-    /// Use this driver instead of the reference one: "CMD ARGS"; the driver protocol's
-    /// flags are appended.
-    #[arg(long)]
-    driver: Option<String>,
-    #[arg(long)]
-    seed: Option<u64>,
-    /// A budgets file instead of the shipped fixtures/budgets.toml.
-    #[arg(long)]
-    budgets: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 fn main() -> ExitCode {
@@ -78,7 +110,18 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) if args.scenario.is_none() && args.scenario_file.is_none() => {
+            matrix_command(MatrixArgs {
+                broker: args.broker,
+                report_dir: args.report_dir,
+                protocols: args.protocol,
+                faults: Vec::new(),
+                jobs: None,
+                common: args.common,
+            })
+        }
         Command::Run(args) => run_command(args),
+        Command::Matrix(args) => matrix_command(args),
         Command::Check {
             history,
             report_dir,
@@ -110,6 +153,100 @@ fn check_command(history: &std::path::Path, report_dir: Option<&std::path::Path>
     Ok(verdict.outcome != Outcome::Fail)
 }
 
+/// Protocols named on the command line (all when none), each checked.
+fn protocols_arg(given: &[String]) -> Result<Vec<String>> {
+    let protocols: Vec<String> = if given.is_empty() {
+        PROTOCOLS.iter().map(|p| p.to_string()).collect()
+    } else {
+        given.to_vec()
+    };
+    for p in &protocols {
+        harness::client::protocol_flags(p)?;
+    }
+    Ok(protocols)
+}
+
+fn broker_arg(broker: &str) -> Result<()> {
+    if !BROKERS.contains(&broker) {
+        bail!(
+            "unknown broker '{broker}': supported brokers are {}",
+            BROKERS.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The driver, budgets and seed, resolved from the shared flags.
+fn common_args(c: &CommonArgs) -> Result<(Option<DriverCommand>, Budgets, u64)> {
+    let driver = c.driver.as_deref().map(DriverCommand::parse).transpose()?;
+    let budgets = match &c.budgets {
+        Some(p) => Budgets::load(p)?,
+        None => Budgets::builtin(),
+    };
+    let seed = c.seed.unwrap_or_else(harness::history::now_ms);
+    Ok((driver, budgets, seed))
+}
+
+fn matrix_command(args: MatrixArgs) -> Result<bool> {
+    let protocols = protocols_arg(&args.protocols)?;
+    broker_arg(&args.broker)?;
+    let faults = if args.faults.is_empty() {
+        matrix::default_faults()
+    } else {
+        args.faults.clone()
+    };
+    for f in &faults {
+        Scenario::builtin(f)?;
+    }
+    let (driver, budgets, seed) = common_args(&args.common)?;
+    let report_dir = args.report_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "reports/matrix-{}",
+            harness::history::now_ms() / 1000
+        ))
+    });
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    eprintln!(
+        "matrix: {} faults x {} protocols on {}, {jobs} at a time, seed {seed}, reports in {}",
+        faults.len(),
+        protocols.len(),
+        args.broker,
+        report_dir.display()
+    );
+    let cfg = MatrixConfig {
+        broker: args.broker.clone(),
+        protocols,
+        faults,
+        report_dir: report_dir.clone(),
+        jobs,
+        driver,
+        driver_arg: args.common.driver.clone(),
+        seed,
+        budgets,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let cells = runtime.block_on(async {
+        tokio::select! {
+            c = matrix::run(cfg) => c,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted; the cells' histories so far are in {}", report_dir.display()),
+        }
+    })?;
+    println!(
+        "
+{}",
+        matrix::table(&cells)
+    );
+    println!(
+        "matrix.json and each cell's reports are in {}",
+        report_dir.display()
+    );
+    Ok(cells.iter().all(|c| c.outcome != "fail"))
+}
+
 fn run_command(args: RunArgs) -> Result<bool> {
     let (scenario, scenario_flag) = match (&args.scenario, &args.scenario_file) {
         (_, Some(f)) => (
@@ -117,33 +254,24 @@ fn run_command(args: RunArgs) -> Result<bool> {
             format!("--scenario-file {}", f.display()),
         ),
         (Some(n), None) => (Scenario::builtin(n)?, format!("--scenario {n}")),
-        (None, None) => (Scenario::builtin("seed")?, "--scenario seed".to_owned()),
+        (None, None) => unreachable!("without a scenario, `run` runs the matrix"),
     };
-    let protocols: Vec<String> = if args.protocol.is_empty() {
-        PROTOCOLS.iter().map(|p| p.to_string()).collect()
-    } else {
-        args.protocol.clone()
+    let protocols = match (&scenario.protocols, args.protocol.is_empty()) {
+        (Some(meant), true) => meant.clone(),
+        (Some(meant), false) => {
+            if let Some(p) = args.protocol.iter().find(|p| !meant.contains(p)) {
+                bail!(
+                    "scenario {} is meant for {}, not {p}",
+                    scenario.name,
+                    meant.join(", ")
+                );
+            }
+            args.protocol.clone()
+        }
+        (None, _) => protocols_arg(&args.protocol)?,
     };
-    for p in &protocols {
-        harness::client::protocol_flags(p)?;
-    }
-    if !BROKERS.contains(&args.broker.as_str()) {
-        bail!(
-            "unknown broker '{}': supported brokers are {}",
-            args.broker,
-            BROKERS.join(", ")
-        );
-    }
-    let driver = args
-        .driver
-        .as_deref()
-        .map(DriverCommand::parse)
-        .transpose()?;
-    let budgets = match &args.budgets {
-        Some(p) => Budgets::load(p)?,
-        None => Budgets::builtin(),
-    };
-    let seed = args.seed.unwrap_or_else(harness::history::now_ms);
+    broker_arg(&args.broker)?;
+    let (driver, budgets, seed) = common_args(&args.common)?;
     let base = args.report_dir.clone().unwrap_or_else(|| {
         PathBuf::from(format!("reports/run-{}", harness::history::now_ms() / 1000))
     });
@@ -161,7 +289,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
             args.broker,
             dir.display()
         );
-        if let Some(d) = &args.driver {
+        if let Some(d) = &args.common.driver {
             replay.push_str(&format!(" --driver {}", shell_words::quote(d)));
         }
         eprintln!("replay: {replay}");
@@ -224,6 +352,7 @@ fn print_table(rows: &[(String, Verdict, f64)]) {
             match v.outcome {
                 Outcome::Pass => "pass",
                 Outcome::KnownDeviation => "known-dev",
+                Outcome::Skipped => "skipped",
                 Outcome::Fail => "FAIL",
             },
             m.lost,

@@ -16,8 +16,14 @@ pub fn check(records: &[Record]) -> Verdict {
     let mut checks = Vec::new();
 
     let mut completed = Vec::new();
+    let skipped = model
+        .run_outcome
+        .as_deref()
+        .and_then(|o| o.strip_prefix("skipped: "))
+        .map(str::to_owned);
     match model.run_outcome.as_deref() {
         Some("completed") => {}
+        Some(_) if skipped.is_some() => {}
         Some(other) => completed.push(format!("the run ended early: {other}")),
         None => completed.push("the history has no run_finished record: the run died".into()),
     }
@@ -27,7 +33,10 @@ pub fn check(records: &[Record]) -> Verdict {
     checks.push(CheckResult::new(
         "run_completed",
         completed,
-        "the run completed".into(),
+        match &skipped {
+            Some(why) => format!("the run stopped at a fault it cannot inject: {why}"),
+            None => "the run completed".into(),
+        },
     ));
     checks.extend(rules::loss::check(&model, &mut metrics));
     checks.push(rules::duplicates::check(&model, &mut metrics));
@@ -52,7 +61,13 @@ pub fn check(records: &[Record]) -> Verdict {
     for c in checks.iter_mut().filter(|c| !c.passed) {
         c.known_deviation = covered_by(c, deviations);
     }
-    let outcome = if checks.iter().all(|c| c.passed) {
+    let outcome = if skipped.is_some()
+        && checks
+            .iter()
+            .all(|c| c.passed || c.known_deviation.is_some())
+    {
+        Outcome::Skipped
+    } else if checks.iter().all(|c| c.passed) {
         Outcome::Pass
     } else if checks
         .iter()
@@ -65,6 +80,7 @@ pub fn check(records: &[Record]) -> Verdict {
     Verdict {
         passed: outcome == Outcome::Pass,
         outcome,
+        skipped,
         scenario: info.map_or("?".into(), |i| i.scenario.clone()),
         protocol: info.map_or("?".into(), |i| i.protocol.clone()),
         broker: info.map_or("?".into(), |i| i.broker.clone()),

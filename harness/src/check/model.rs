@@ -361,7 +361,7 @@ impl Model {
 }
 
 /// Fault kinds after which the group may expire a member that is still alive.
-pub const ZOMBIE_FAULTS: &[&str] = &["pause-long", "partition", "long-poll"];
+pub const ZOMBIE_FAULTS: &[&str] = &["pause-long", "partition", "heartbeat-drop", "long-poll"];
 
 fn close_member(
     ownerships: &mut [Ownership],

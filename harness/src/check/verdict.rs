@@ -82,6 +82,9 @@ pub enum Outcome {
     Pass,
     /// Failed only where the broker is known to differ from Kafka.
     KnownDeviation,
+    /// The run stopped at a fault the broker or driver cannot inject; nothing it did
+    /// observe broke a rule. Never a pass.
+    Skipped,
     Fail,
 }
 
@@ -90,6 +93,9 @@ pub struct Verdict {
     /// True only for a clean pass (a known deviation is not a pass).
     pub passed: bool,
     pub outcome: Outcome,
+    /// Why the run was cut short, when a fault could not be injected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     pub scenario: String,
     pub protocol: String,
     pub broker: String,

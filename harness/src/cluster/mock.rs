@@ -2,6 +2,7 @@
 //! over loopback TCP like any broker.
 
 use std::ffi::{CStr, CString};
+use std::net::SocketAddr;
 
 use anyhow::{bail, Context, Result};
 use rdkafka::producer::{BaseProducer, Producer};
@@ -13,6 +14,7 @@ use super::{Cluster, ClusterOptions, Unsupported};
 pub struct MockCluster {
     raw: *mut rdsys::rd_kafka_mock_cluster_t,
     bootstrap: String,
+    listeners: Vec<(i32, SocketAddr)>,
     replication: i32,
     // The mock cluster borrows this client's handle; it must outlive `raw`.
     _owner: BaseProducer,
@@ -54,10 +56,21 @@ impl MockCluster {
         let bootstrap = unsafe { CStr::from_ptr(rdsys::rd_kafka_mock_cluster_bootstraps(raw)) }
             .to_string_lossy()
             .into_owned();
+        // Brokers are numbered from 1, listed in that order.
+        let listeners = bootstrap
+            .split(',')
+            .zip(1..)
+            .map(|(addr, id)| {
+                addr.parse()
+                    .map(|a| (id, a))
+                    .with_context(|| format!("mock broker address {addr}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
         tracing::info!(%bootstrap, brokers = opts.brokers, "mock cluster up");
         Ok(Self {
             raw,
             bootstrap,
+            listeners,
             replication: opts.brokers.min(3),
             _owner: owner,
         })
@@ -82,6 +95,30 @@ impl Cluster for MockCluster {
             bail!("mock cluster refused to create topic {topic}: {err:?}");
         }
         Ok(())
+    }
+
+    fn listeners(&self) -> Vec<(i32, SocketAddr)> {
+        self.listeners.clone()
+    }
+
+    fn advertise(&self, broker: i32, addr: SocketAddr) -> Result<(), Unsupported> {
+        let host = CString::new(addr.ip().to_string()).map_err(|e| Unsupported(e.to_string()))?;
+        // Only metadata changes: the mock keeps listening where it listened.
+        unsafe {
+            rdsys::rd_kafka_mock_broker_set_host_port(
+                self.raw,
+                broker,
+                host.as_ptr(),
+                addr.port().into(),
+            )
+        };
+        Ok(())
+    }
+
+    fn add_partitions(&self, topic: &str, _partitions: i32) -> Result<(), Unsupported> {
+        Err(Unsupported(format!(
+            "the mock cluster has no CreatePartitions handler (librdkafka 2.12.1), so {topic} cannot grow"
+        )))
     }
 
     fn broker_down(&self, broker: i32) -> Result<(), Unsupported> {

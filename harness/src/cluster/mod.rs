@@ -7,6 +7,8 @@ mod mock;
 
 pub use mock::MockCluster;
 
+use std::net::SocketAddr;
+
 use anyhow::{bail, Result};
 
 /// A running set of brokers the harness can point clients at.
@@ -17,6 +19,29 @@ pub trait Cluster: Send + Sync {
     fn bootstrap_servers(&self) -> String;
     /// Creates a topic; must complete before any consumer subscribes.
     fn create_topic(&self, topic: &str, partitions: i32) -> Result<()>;
+
+    /// Each broker's id and the address it listens on (where its proxy forwards to).
+    fn listeners(&self) -> Vec<(i32, SocketAddr)> {
+        Vec::new()
+    }
+
+    /// Makes `broker` advertise `addr` in metadata (its proxy) instead of its listener.
+    fn advertise(&self, broker: i32, addr: SocketAddr) -> Result<(), Unsupported> {
+        let _ = (broker, addr);
+        Err(Unsupported(format!(
+            "broker {} cannot advertise a proxy address",
+            self.name()
+        )))
+    }
+
+    /// Grows `topic` to `partitions` partitions.
+    fn add_partitions(&self, topic: &str, partitions: i32) -> Result<(), Unsupported> {
+        let _ = (topic, partitions);
+        Err(Unsupported(format!(
+            "broker {} cannot add partitions",
+            self.name()
+        )))
+    }
 
     /// Stops a broker: it refuses connections until `broker_up`.
     fn broker_down(&self, broker: i32) -> Result<(), Unsupported> {

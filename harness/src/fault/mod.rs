@@ -12,6 +12,8 @@ use anyhow::{bail, Context, Result};
 use crate::client::{DriverCommand, Member, MemberSpec, ProtocolFlags};
 use crate::cluster::Cluster;
 use crate::history::{Event, Fault};
+use crate::network::{Network, COORDINATOR_APIS};
+use crate::proxy::{api, Rule};
 use crate::run::{Recorder, Waited};
 use crate::scenario::{Scenario, Step};
 
@@ -32,6 +34,7 @@ pub enum StepOutcome {
 pub struct Executor<'a> {
     pub scenario: &'a Scenario,
     pub cluster: &'a dyn Cluster,
+    pub network: &'a Network,
     pub recorder: &'a Arc<Recorder>,
     pub driver: &'a DriverCommand,
     pub flags: ProtocolFlags,
@@ -42,19 +45,30 @@ pub struct Executor<'a> {
     label: String,
 }
 
+/// What the executor acts on: the brokers, the paths to them, and the members.
+pub struct Targets<'a> {
+    pub cluster: &'a dyn Cluster,
+    pub network: &'a Network,
+    pub recorder: &'a Arc<Recorder>,
+    pub driver: &'a DriverCommand,
+    pub flags: ProtocolFlags,
+    pub members_dir: &'a Path,
+}
+
 impl<'a> Executor<'a> {
-    pub fn new(
-        scenario: &'a Scenario,
-        cluster: &'a dyn Cluster,
-        recorder: &'a Arc<Recorder>,
-        driver: &'a DriverCommand,
-        flags: ProtocolFlags,
-        members_dir: &'a Path,
-        label: String,
-    ) -> Self {
+    pub fn new(scenario: &'a Scenario, targets: Targets<'a>, label: String) -> Self {
+        let Targets {
+            cluster,
+            network,
+            recorder,
+            driver,
+            flags,
+            members_dir,
+        } = targets;
         Self {
             scenario,
             cluster,
+            network,
             recorder,
             driver,
             flags,
@@ -153,14 +167,8 @@ impl<'a> Executor<'a> {
                 self.progress(&format!("paused {member} for {ms} ms"));
             }
             Step::LongPoll { member, ms } => {
-                let caps = self
-                    .recorder
-                    .view(|v| v.capabilities.get(member).cloned())
-                    .unwrap_or_default();
-                if !caps.iter().any(|c| c == "stall") {
-                    return Ok(StepOutcome::Skipped(format!(
-                        "long-poll needs the driver capability `stall`; {member}'s driver announced {caps:?}"
-                    )));
+                if let Some(why) = self.lacks_capability(member, "stall", "long-poll") {
+                    return Ok(StepOutcome::Skipped(why));
                 }
                 inject(Some(member));
                 self.member(member)?
@@ -189,8 +197,119 @@ impl<'a> Executor<'a> {
                 }
                 self.progress(&format!("coordinator moved to broker {broker}"));
             }
+            Step::Partition { member, ms } => {
+                let rules = [Rule::blackhole().client_id(member)];
+                let Some(held) = self
+                    .network_fault(&rules, *ms, || inject(Some(member)))
+                    .await?
+                else {
+                    return Ok(StepOutcome::Skipped(self.no_network()));
+                };
+                heal();
+                self.progress(&format!(
+                    "{member} cut off for {ms} ms ({held} frames held, delivered on heal)"
+                ));
+            }
+            Step::HeartbeatDrop { member, ms } => {
+                let heartbeat = if self.flags.group_protocol == "consumer" {
+                    api::CONSUMER_GROUP_HEARTBEAT
+                } else {
+                    api::HEARTBEAT
+                };
+                let rules = [Rule::drop_api(heartbeat).client_id(member)];
+                let Some(dropped) = self
+                    .network_fault(&rules, *ms, || inject(Some(member)))
+                    .await?
+                else {
+                    return Ok(StepOutcome::Skipped(self.no_network()));
+                };
+                heal();
+                self.progress(&format!(
+                    "{member}'s heartbeats dropped for {ms} ms ({dropped} dropped)"
+                ));
+            }
+            Step::CoordinatorLatency {
+                ms,
+                latency_ms,
+                jitter_ms,
+            } => {
+                let rules: Vec<Rule> = COORDINATOR_APIS
+                    .iter()
+                    .map(|&a| Rule::latency(*latency_ms, *jitter_ms).api_key(a))
+                    .collect();
+                let Some(delayed) = self.network_fault(&rules, *ms, || inject(None)).await? else {
+                    return Ok(StepOutcome::Skipped(self.no_network()));
+                };
+                heal();
+                self.progress(&format!(
+                    "group requests delayed {latency_ms}±{jitter_ms} ms each way for {ms} ms ({delayed} frames)"
+                ));
+            }
+            Step::AddPartitions { partitions } => {
+                if let Err(e) = self.cluster.add_partitions(&sc.topic, *partitions) {
+                    return Ok(StepOutcome::Skipped(e.to_string()));
+                }
+                inject(None);
+                self.progress(&format!("{} grown to {partitions} partitions", sc.topic));
+            }
+            Step::Subscribe { member, topics } => {
+                if let Some(why) = self.lacks_capability(member, "subscribe", "subscription-change")
+                {
+                    return Ok(StepOutcome::Skipped(why));
+                }
+                inject(Some(member));
+                self.member(member)?
+                    .command(&serde_json::json!({"cmd": "subscribe", "topics": topics}))
+                    .await?;
+                self.progress(&format!("{member} subscribed to {}", topics.join(", ")));
+            }
         }
         Ok(StepOutcome::Done)
+    }
+
+    /// Why a fault cannot run on `member`'s driver, when it lacks `capability`.
+    fn lacks_capability(&self, member: &str, capability: &str, fault: &str) -> Option<String> {
+        let caps = self
+            .recorder
+            .view(|v| v.capabilities.get(member).cloned())
+            .unwrap_or_default();
+        (!caps.iter().any(|c| c == capability)).then(|| {
+            format!(
+                "{fault} needs the driver capability `{capability}`; {member}'s driver announced {caps:?}"
+            )
+        })
+    }
+
+    fn no_network(&self) -> String {
+        match self.network.inject(&[]) {
+            Err(e) => e.to_string(),
+            Ok(_) => "network faults unavailable".to_owned(),
+        }
+    }
+
+    /// Installs `rules` on every proxy for `ms`, then removes them; returns the frames
+    /// they acted on, or `None` when this network has no proxies. A fault that touched
+    /// no frame did not happen (e.g. a driver that ignores its client.id): an error.
+    async fn network_fault(
+        &self,
+        rules: &[Rule],
+        ms: u64,
+        inject: impl FnOnce(),
+    ) -> Result<Option<u64>> {
+        let Ok(injected) = self.network.inject(rules) else {
+            return Ok(None);
+        };
+        inject();
+        // The fault's own duration: a schedule, not a wait for the system.
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let hits = self.network.frames_hit(&injected);
+        self.network.heal(injected);
+        if hits == 0 {
+            bail!(
+                "the network fault {rules:?} matched no frame in {ms} ms: the member's connections do not carry the client.id the harness set"
+            );
+        }
+        Ok(Some(hits))
     }
 
     /// Members whose process is still running, in name order.
@@ -211,10 +330,11 @@ impl<'a> Executor<'a> {
     async fn await_balanced(&self, index: usize, names: &[String]) -> Result<StepOutcome> {
         let sc = self.scenario;
         let timeout = Duration::from_millis(sc.await_timeout_ms);
+        let since = crate::history::now_ms();
         match self
             .recorder
             .wait_for(timeout, |v| {
-                v.balanced_over(names, &sc.topic, sc.partitions)
+                v.balanced_over(names, &sc.topic, sc.partitions, since)
             })
             .await?
         {
@@ -295,7 +415,7 @@ impl<'a> Executor<'a> {
             .with_context(|| format!("cannot write {}", consumer_config.display()))?;
         Ok(MemberSpec {
             name: name.to_owned(),
-            bootstrap: self.cluster.bootstrap_servers(),
+            bootstrap: self.network.bootstrap_servers(),
             topic: sc.topic.clone(),
             group: sc.group.clone(),
             protocol: self.flags.clone(),

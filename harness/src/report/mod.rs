@@ -86,6 +86,7 @@ pub fn outcome_label(o: Outcome) -> &'static str {
     match o {
         Outcome::Pass => "PASSED",
         Outcome::KnownDeviation => "KNOWN DEVIATION",
+        Outcome::Skipped => "SKIPPED",
         Outcome::Fail => "FAILED",
     }
 }

@@ -17,8 +17,9 @@ use anyhow::{bail, Context, Result};
 use crate::check::{self, Verdict};
 use crate::client::{protocol_flags, DriverCommand};
 use crate::cluster::{self, ClusterOptions};
-use crate::fault::{Executor, StepOutcome, SHUTDOWN_TIMEOUT};
+use crate::fault::{Executor, StepOutcome, Targets, SHUTDOWN_TIMEOUT};
 use crate::history::{read_history, Budget, Event, Expectations, HistoryWriter, RunInfo};
+use crate::network::Network;
 use crate::produce::Producer;
 use crate::report;
 use crate::scenario::{cell_expectations, known_deviations, Budgets, Scenario};
@@ -109,6 +110,10 @@ async fn drive(
         },
     )?;
     cluster.create_topic(&sc.topic, sc.partitions)?;
+    for topic in sc.other_topics() {
+        cluster.create_topic(topic, sc.partitions)?;
+    }
+    let network = Network::front(cluster.as_ref()).await?;
     recorder.record(
         None,
         Event::RunStarted(Box::new(RunInfo {
@@ -130,13 +135,14 @@ async fn drive(
         })),
     );
     progress(&format!(
-        "broker {} up at {}",
+        "broker {} up at {}, clients through proxies {}",
         cfg.broker,
-        cluster.bootstrap_servers()
+        cluster.bootstrap_servers(),
+        network.bootstrap_servers()
     ));
 
     let producer = Producer::start(
-        &cluster.bootstrap_servers(),
+        &network.bootstrap_servers(),
         &sc.topic,
         sc.partitions,
         sc.rate_per_sec,
@@ -145,11 +151,14 @@ async fn drive(
     let label = format!("{} {}", sc.name, cfg.protocol);
     let mut exec = Executor::new(
         sc,
-        cluster.as_ref(),
-        recorder,
-        driver,
-        flags,
-        members_dir,
+        Targets {
+            cluster: cluster.as_ref(),
+            network: &network,
+            recorder,
+            driver,
+            flags,
+            members_dir,
+        },
         label,
     );
 
@@ -175,7 +184,9 @@ async fn drive(
     tokio::task::spawn_blocking(move || producer.stop()).await??;
     exec.progress("production stopped; draining");
     let await_timeout = Duration::from_millis(sc.await_timeout_ms);
-    if ended.is_none() {
+    // A skipped fault leaves a healthy group: drain it so the checks see every record.
+    let drain = ended.as_deref().is_none_or(|e| e.starts_with("skipped: "));
+    if drain {
         if let Waited::TimedOut(state) = recorder.wait_for(await_timeout, |v| v.drained()).await? {
             ended = Some(format!(
                 "stalled: the group did not drain within {} ms: {state}",

@@ -87,8 +87,16 @@ impl GroupView {
     }
 
     /// Every partition of `topic` is held by exactly one of `members`, evenly (counts
-    /// differ by at most one), and has been consumed since it got its current owner.
-    pub fn balanced_over(&self, members: &[String], topic: &str, partitions: i32) -> bool {
+    /// differ by at most one), and has been consumed since it got its current owner and
+    /// since `since` (so a group that has not yet reacted to a fault, still showing the
+    /// assignment from before it, does not count as settled).
+    pub fn balanced_over(
+        &self,
+        members: &[String],
+        topic: &str,
+        partitions: i32,
+        since: u64,
+    ) -> bool {
         let mut owners: BTreeMap<i32, usize> = BTreeMap::new();
         for (m, tps) in &self.assignment {
             let mine: Vec<_> = tps.iter().filter(|tp| tp.topic == topic).collect();
@@ -123,7 +131,7 @@ impl GroupView {
                 partition: p,
             };
             match (self.assigned_at.get(&tp), self.consumed.get(&tp)) {
-                (Some(a), Some((c, _))) => c >= a,
+                (Some(a), Some((c, _))) => *c >= (*a).max(since),
                 _ => false,
             }
         })

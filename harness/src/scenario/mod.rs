@@ -31,6 +31,9 @@ pub struct Scenario {
     pub await_timeout_ms: u64,
     #[serde(default)]
     pub final_balanced_over: Option<Vec<String>>,
+    /// The protocols this scenario is meant for (default: every one).
+    #[serde(default)]
+    pub protocols: Option<Vec<String>>,
     pub consumer: ConsumerSettings,
     pub steps: Vec<Step>,
 }
@@ -72,6 +75,25 @@ pub enum Step {
     BrokerBounce { broker: i32, ms: u64 },
     /// `coordinator-move`: move the group's coordinator to another broker.
     CoordinatorMove { broker: i32 },
+    /// `partition`: cut the member off from every broker for `ms` (the proxies hold its
+    /// bytes, connections stay open), then heal.
+    Partition { member: String, ms: u64 },
+    /// `heartbeat-drop`: drop the member's heartbeats (Heartbeat, or
+    /// ConsumerGroupHeartbeat under KIP-848) for `ms`; everything else gets through.
+    HeartbeatDrop { member: String, ms: u64 },
+    /// `coordinator-latency`: delay every group request and response (the coordinator's
+    /// APIs) by `latency_ms` ± `jitter_ms` for `ms`.
+    CoordinatorLatency {
+        ms: u64,
+        latency_ms: u64,
+        #[serde(default)]
+        jitter_ms: u64,
+    },
+    /// `partition-increase`: grow the topic to `partitions` partitions (admin API).
+    AddPartitions { partitions: i32 },
+    /// `subscription-change`: the member subscribes to `topics` instead (the driver's
+    /// `subscribe` capability). Topics other than the scenario's are created empty.
+    Subscribe { member: String, topics: Vec<String> },
 }
 
 impl Step {
@@ -91,6 +113,11 @@ impl Step {
             Step::LongPoll { .. } => "long-poll",
             Step::BrokerBounce { .. } => "broker-bounce",
             Step::CoordinatorMove { .. } => "coordinator-move",
+            Step::Partition { .. } => "partition",
+            Step::HeartbeatDrop { .. } => "heartbeat-drop",
+            Step::CoordinatorLatency { .. } => "coordinator-latency",
+            Step::AddPartitions { .. } => "partition-increase",
+            Step::Subscribe { .. } => "subscription-change",
         })
     }
 }
@@ -145,6 +172,26 @@ const CATALOGUE: &[(&str, &str)] = &[
         "coordinator-move",
         include_str!("../../../fixtures/scenarios/coordinator-move.toml"),
     ),
+    (
+        "partition",
+        include_str!("../../../fixtures/scenarios/partition.toml"),
+    ),
+    (
+        "heartbeat-drop",
+        include_str!("../../../fixtures/scenarios/heartbeat-drop.toml"),
+    ),
+    (
+        "coordinator-latency",
+        include_str!("../../../fixtures/scenarios/coordinator-latency.toml"),
+    ),
+    (
+        "partition-increase",
+        include_str!("../../../fixtures/scenarios/partition-increase.toml"),
+    ),
+    (
+        "subscription-change",
+        include_str!("../../../fixtures/scenarios/subscription-change.toml"),
+    ),
 ];
 
 pub fn catalogue() -> Vec<&'static str> {
@@ -170,44 +217,108 @@ impl Scenario {
 
     pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
         let s: Scenario = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-        s.validate()
-            .with_context(|| format!("{origin}: invalid scenario"))?;
+        if let Err(Invalid { key, step, message }) = s.validate() {
+            let line = line_of(text, key, step)
+                .map(|l| format!(" line {l}:"))
+                .unwrap_or_default();
+            bail!("{origin}: invalid scenario:{line} {message}");
+        }
         Ok(s)
     }
 
     /// Members must exist before they are hit, not be started twice, and be alive when
     /// awaited.
-    fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<(), Invalid> {
         if self.partitions < 1 {
-            bail!("partitions must be at least 1");
+            return Err(Invalid::key("partitions", "partitions must be at least 1"));
         }
         let c = &self.consumer;
         if c.heartbeat_interval_ms >= c.session_timeout_ms {
-            bail!("heartbeat_interval_ms must be below session_timeout_ms");
+            return Err(Invalid::key(
+                "consumer",
+                "heartbeat_interval_ms must be below session_timeout_ms",
+            ));
         }
+        for p in self.protocols.iter().flatten() {
+            if !crate::client::PROTOCOLS.contains(&p.as_str()) {
+                return Err(Invalid::key(
+                    "protocols",
+                    format!(
+                        "unknown protocol '{p}': supported protocols are {}",
+                        crate::client::PROTOCOLS.join(", ")
+                    ),
+                ));
+            }
+        }
+        self.validate_steps()?;
+        if let Some(fin) = &self.final_balanced_over {
+            let alive = self.alive_at_end();
+            for m in fin {
+                if !alive.contains(m.as_str()) {
+                    return Err(Invalid::key(
+                        "final_balanced_over",
+                        format!("final_balanced_over names {m}, which is not running at the end"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Members running after the last step.
+    fn alive_at_end(&self) -> BTreeSet<&str> {
+        let mut alive = BTreeSet::new();
+        for step in &self.steps {
+            match step {
+                Step::Start(ms) => alive.extend(ms.iter().map(String::as_str)),
+                Step::Join(m) => {
+                    alive.insert(m.as_str());
+                }
+                Step::Crash(m) | Step::Leave(m) => {
+                    alive.remove(m.as_str());
+                }
+                Step::ScaleDown(ms) => {
+                    for m in ms {
+                        alive.remove(m.as_str());
+                    }
+                }
+                _ => {}
+            }
+        }
+        alive
+    }
+
+    fn validate_steps(&self) -> Result<(), Invalid> {
         let mut alive: BTreeSet<&str> = BTreeSet::new();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         for (i, step) in self.steps.iter().enumerate() {
             let at = format!("step {}", i + 1);
-            let running = |m: &str, alive: &BTreeSet<&str>, what: &str| -> Result<()> {
+            let fail = |message: String| Invalid {
+                key: "steps",
+                step: Some(i),
+                message: format!("{at}: {message}"),
+            };
+            let running = |m: &str, alive: &BTreeSet<&str>, what: &str| -> Result<(), Invalid> {
                 if alive.contains(m) {
                     Ok(())
                 } else {
-                    bail!("{at}: {what} of {m}, which is not running at that point")
+                    Err(fail(format!(
+                        "{what} of {m}, which is not running at that point"
+                    )))
                 }
             };
             match step {
                 Step::Start(ms) => {
                     for m in ms {
                         if !seen.insert(m) {
-                            bail!("{at}: member {m} is started twice");
+                            return Err(fail(format!("member {m} is started twice")));
                         }
                         alive.insert(m);
                     }
                 }
                 Step::Join(m) => {
                     if !seen.insert(m) {
-                        bail!("{at}: member {m} joins but was already started");
+                        return Err(fail(format!("member {m} joins but was already started")));
                     }
                     alive.insert(m);
                 }
@@ -234,7 +345,9 @@ impl Scenario {
                 Step::LongPoll { member, ms } => {
                     running(member, &alive, "long-poll")?;
                     if *ms <= self.consumer.max_poll_interval_ms {
-                        bail!("{at}: a long poll of {ms} ms does not exceed max_poll_interval_ms");
+                        return Err(fail(format!(
+                            "a long poll of {ms} ms does not exceed max_poll_interval_ms"
+                        )));
                     }
                 }
                 Step::RollingBounce(ms) => {
@@ -242,24 +355,51 @@ impl Scenario {
                         running(m, &alive, "rolling-bounce")?;
                     }
                 }
-                Step::BrokerBounce { .. } | Step::CoordinatorMove { .. } => {}
+                Step::Partition { member, .. } => running(member, &alive, "partition")?,
+                Step::HeartbeatDrop { member, .. } => running(member, &alive, "heartbeat-drop")?,
+                Step::Subscribe { member, topics } => {
+                    running(member, &alive, "subscription change")?;
+                    if topics.is_empty() {
+                        return Err(fail("subscribe needs at least one topic".into()));
+                    }
+                }
+                Step::AddPartitions { partitions } => {
+                    if *partitions <= self.partitions {
+                        return Err(fail(format!(
+                            "add_partitions to {partitions} does not grow the topic's {} partitions",
+                            self.partitions
+                        )));
+                    }
+                }
+                Step::BrokerBounce { .. }
+                | Step::CoordinatorMove { .. }
+                | Step::CoordinatorLatency { .. } => {}
                 Step::AwaitBalanced(ms) => {
                     for m in ms {
                         if !alive.contains(m.as_str()) {
-                            bail!("{at}: awaits {m}, which is not running at that point");
+                            return Err(fail(format!(
+                                "awaits {m}, which is not running at that point"
+                            )));
                         }
                     }
                 }
             }
         }
-        if let Some(fin) = &self.final_balanced_over {
-            for m in fin {
-                if !alive.contains(m.as_str()) {
-                    bail!("final_balanced_over names {m}, which is not running at the end");
-                }
-            }
-        }
         Ok(())
+    }
+
+    /// Topics a step subscribes to besides the scenario's own: created empty at start.
+    pub fn other_topics(&self) -> BTreeSet<&str> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Subscribe { topics, .. } => Some(topics),
+                _ => None,
+            })
+            .flatten()
+            .map(String::as_str)
+            .filter(|t| *t != self.topic)
+            .collect()
     }
 
     pub fn fault_kinds(&self) -> BTreeSet<&'static str> {
@@ -269,6 +409,55 @@ impl Scenario {
             .filter_map(|s| s.fault_kind(session))
             .collect()
     }
+}
+
+/// What is wrong with a scenario, and where: a top-level key, or one of its steps.
+struct Invalid {
+    key: &'static str,
+    step: Option<usize>,
+    message: String,
+}
+
+impl Invalid {
+    fn key(key: &'static str, message: impl Into<String>) -> Self {
+        Invalid {
+            key,
+            step: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// The 1-based line of a top-level key, or of the `step`-th entry of an array under it.
+fn line_of(text: &str, key: &str, step: Option<usize>) -> Option<usize> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let _ = doc.get(key)?;
+    #[derive(Deserialize)]
+    struct Spans {
+        #[serde(default)]
+        steps: Vec<toml::Spanned<toml::Value>>,
+    }
+    let offset = match step {
+        Some(i) => {
+            toml::from_str::<Spans>(text)
+                .ok()?
+                .steps
+                .get(i)?
+                .span()
+                .start
+        }
+        None => {
+            // A key's line: the first line that assigns it or opens its table.
+            let n = text.lines().position(|l| {
+                let l = l.trim_start();
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+                    || l.starts_with(&format!("[{key}]"))
+            })?;
+            return Some(n + 1);
+        }
+    };
+    Some(text[..offset].matches('\n').count() + 1)
 }
 
 #[cfg(test)]
@@ -301,7 +490,44 @@ mod tests {
             "{:#}",
             Scenario::parse(&seed.replace("crash = \"C2\"", "crash = \"C9\""), "x").unwrap_err()
         );
-        assert!(e.contains("crash of C9"), "{e}");
+        assert!(e.contains("line 26: step 3: crash of C9"), "{e}");
+        let e = format!(
+            "{:#}",
+            Scenario::parse(&seed.replace("join = \"C4\"", "join = \"C1\""), "x").unwrap_err()
+        );
+        assert!(e.contains("line 32: step 5: member C1 joins"), "{e}");
+        let e = format!(
+            "{:#}",
+            Scenario::parse(&seed.replace("partitions = 6", "partitions = 0"), "x").unwrap_err()
+        );
+        assert!(e.contains("line 8: partitions must be at least 1"), "{e}");
+        let e = format!(
+            "{:#}",
+            Scenario::parse(
+                &seed.replace(
+                    "rate_per_sec",
+                    "protocols = [\"eager-range\", \"sticky\"]\nrate_per_sec"
+                ),
+                "x"
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("line 10: unknown protocol 'sticky'"), "{e}");
+        let e = format!(
+            "{:#}",
+            Scenario::parse(
+                &seed.replace(
+                    "heartbeat_interval_ms = 1000",
+                    "heartbeat_interval_ms = 7000"
+                ),
+                "x"
+            )
+            .unwrap_err()
+        );
+        assert!(
+            e.contains("line 15: heartbeat_interval_ms must be below"),
+            "{e}"
+        );
         let e = format!(
             "{:#}",
             Scenario::parse(&seed.replace("crash = \"C2\"", "explode = \"C2\""), "x").unwrap_err()

@@ -1,5 +1,10 @@
 //! Rule 5, commits: never beyond the processed position, never backwards, and a member
 //! that no longer holds a partition (fenced, revoked, expired) cannot commit it.
+//!
+//! One refinement: a member paused or cut off by a fault may report a commit it sent
+//! before the fault only after the fault heals, behind the next owner's commits. Such a
+//! late report is not backwards if its offset is within what the member had processed
+//! before the fault began.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +28,7 @@ pub fn check(model: &Model) -> CheckResult {
             ));
         }
         if let Some(&prev) = last.get(&c.tp) {
-            if c.offset < prev {
+            if c.offset < prev && !reported_late(model, c) {
                 violations.push(format!("{name}: backwards from {prev}"));
             }
         }
@@ -49,4 +54,30 @@ pub fn check(model: &Model) -> CheckResult {
         violations,
         format!("{ok} successful partition commits monotonic and within processed positions; {failed} failed"),
     )
+}
+
+/// Whether `c` can be a commit sent before a zombie fault on its member and reported
+/// after it: its offset is within what the member processed before the fault.
+fn reported_late(model: &Model, c: &crate::check::model::Commit) -> bool {
+    let Some(fault_start) = model
+        .faults
+        .iter()
+        .filter(|f| {
+            f.fault.target.as_deref() == Some(c.member.as_str())
+                && crate::check::model::ZOMBIE_FAULTS.contains(&f.fault.kind.as_str())
+                && f.start <= c.ts
+        })
+        .map(|f| f.start)
+        .max()
+    else {
+        return false;
+    };
+    model
+        .ownerships_of(&c.tp)
+        .filter(|o| o.member == c.member)
+        .flat_map(|o| o.batches.iter())
+        .filter(|b| b.ts <= fault_start)
+        .map(|b| b.max + 1)
+        .max()
+        .is_some_and(|processed| c.offset <= processed)
 }

@@ -86,13 +86,16 @@ fn measure(model: &Model, f: &FaultWindow) -> FaultMetrics {
     let in_window = |t: Ms| f.contains(t);
     let target = f.fault.target.as_deref();
 
-    // First group reaction: any assignment change after the fault, from anyone.
+    // First group reaction: any assignment change after the fault. A target giving up
+    // its own partitions (a leaver's revocation on close) is the fault, not a reaction.
+    let targets: Vec<&str> = target.map(|t| t.split(',').collect()).unwrap_or_default();
     let mut reactions: Vec<Ms> = model
         .ownerships
         .iter()
         .flat_map(|o| {
             let mut v = vec![o.start];
-            if let (Some(e), r) = (o.end, o.end_reason) {
+            let own_end = targets.contains(&o.member.as_str());
+            if let (Some(e), r, false) = (o.end, o.end_reason, own_end) {
                 if matches!(
                     r,
                     crate::check::model::EndReason::Revoked | crate::check::model::EndReason::Lost

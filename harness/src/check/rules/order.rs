@@ -5,6 +5,9 @@
 //! commit it had in flight may have landed without ever being reported. The next owner
 //! may then start anywhere from the last reported commit up to just past what the dead
 //! owner had processed; that start is never a skip, since nothing beyond it was lost.
+//! The same holds for a zombie (a member paused, cut off or stalled by a fault) that
+//! still held the partition when the next owner started: its commit may have landed
+//! before it was expired and be reported only later (or never, if held by a partition).
 
 use crate::check::model::{EndReason, Model, Ownership};
 use crate::check::verdict::CheckResult;
@@ -25,10 +28,21 @@ pub fn check(model: &Model) -> CheckResult {
             .and_then(|s| s.iter().next().map(|r| *r.start()))
             .unwrap_or(0);
         let expected = model.committed_before(&o.tp, first.at).unwrap_or(log_start);
-        let in_flight_limit = previous_owner(model, o)
+        let dead = previous_owner(model, o)
             .filter(|p| matches!(p.end_reason, EndReason::Killed | EndReason::Exited))
-            .and_then(|p| p.batches.iter().map(|b| b.max + 1).max())
-            .unwrap_or(expected);
+            .and_then(|p| p.batches.iter().map(|b| b.max + 1).max());
+        let zombie = model
+            .ownerships_of(&o.tp)
+            .filter(|p| {
+                !std::ptr::eq(*p, o)
+                    && p.start <= o.start
+                    && p.end.is_none_or(|e| e >= o.start)
+                    && model.zombie_fault_at(&p.member, o.start)
+            })
+            .flat_map(|p| p.batches.iter().filter(|b| b.at < first.at))
+            .map(|b| b.max + 1)
+            .max();
+        let in_flight_limit = dead.max(zombie).unwrap_or(expected);
         if first.min < expected || first.min > in_flight_limit.max(expected) {
             let what = if first.min > expected {
                 "skipped"

@@ -1,0 +1,139 @@
+//! The protocol x fault matrix on the embedded broker, one test per cell:
+//! `cargo nextest run -E 'binary(matrix)'`. The PR tier (profiles `default` and `ci`)
+//! runs the eager-range and consumer columns; the `nightly` profile runs every cell.
+//!
+//! A cell must pass, unless fixtures/known-deviations.toml lists deviations for it:
+//! then it may also be a known deviation (the deviations are timing-dependent, so a
+//! cell may pass), and every failed check must be waived. A fault the mock cannot
+//! inject must be reported skipped, never passed.
+
+use harness::check::Outcome;
+use harness::scenario::{known_deviations, Scenario};
+use suites::run_builtin;
+
+fn cell(fault: &str, protocol: &str) {
+    let test = format!("matrix_{fault}_{protocol}");
+    let kinds = Scenario::builtin(fault).expect("scenario").fault_kinds();
+    let deviations = known_deviations("mock", protocol, kinds).expect("known deviations");
+    let (v, dir) = run_builtin(fault, protocol, None, &test);
+    let summary = harness::report::summary(&v);
+    let allowed: &[Outcome] = if fault == "partition-increase" {
+        &[Outcome::Skipped]
+    } else if deviations.is_empty() {
+        &[Outcome::Pass]
+    } else {
+        &[Outcome::Pass, Outcome::KnownDeviation]
+    };
+    assert!(
+        allowed.contains(&v.outcome),
+        "{fault} under {protocol}: {:?}, expected one of {allowed:?}; reports in {}:\n{summary}",
+        v.outcome,
+        dir.display()
+    );
+    assert_eq!(v.metrics.lost, 0, "{summary}");
+    assert_eq!(v.metrics.duplicates_unexplained, 0, "{summary}");
+    for c in v.checks.iter().filter(|c| !c.passed) {
+        assert!(
+            c.known_deviation.is_some(),
+            "{} failed outright:\n{summary}",
+            c.name
+        );
+    }
+    if v.outcome == Outcome::Skipped {
+        let why = v.skipped.as_deref().unwrap_or_default();
+        assert!(why.contains("CreatePartitions"), "skipped for {why}");
+    }
+}
+
+/// One module per protocol (a column), one test per fault scenario (a row).
+macro_rules! column {
+    ($module:ident, $protocol:literal) => {
+        mod $module {
+            use super::cell;
+
+            #[test]
+            fn crash() {
+                cell("crash", $protocol);
+            }
+            #[test]
+            fn leave() {
+                cell("leave", $protocol);
+            }
+            #[test]
+            fn join() {
+                cell("join", $protocol);
+            }
+            #[test]
+            fn scale_down() {
+                cell("scale-down", $protocol);
+            }
+            #[test]
+            fn restart() {
+                cell("restart", $protocol);
+            }
+            #[test]
+            fn rolling_bounce() {
+                cell("rolling-bounce", $protocol);
+            }
+            #[test]
+            fn pause_short() {
+                cell("pause-short", $protocol);
+            }
+            #[test]
+            fn pause_long() {
+                cell("pause-long", $protocol);
+            }
+            #[test]
+            fn long_poll() {
+                cell("long-poll", $protocol);
+            }
+            #[test]
+            fn broker_bounce() {
+                cell("broker-bounce", $protocol);
+            }
+            #[test]
+            fn coordinator_move() {
+                cell("coordinator-move", $protocol);
+            }
+            #[test]
+            fn partition() {
+                cell("partition", $protocol);
+            }
+            #[test]
+            fn heartbeat_drop() {
+                cell("heartbeat-drop", $protocol);
+            }
+            #[test]
+            fn coordinator_latency() {
+                cell("coordinator-latency", $protocol);
+            }
+            #[test]
+            fn partition_increase() {
+                cell("partition-increase", $protocol);
+            }
+            #[test]
+            fn subscription_change() {
+                cell("subscription-change", $protocol);
+            }
+        }
+    };
+}
+
+column!(eager_range, "eager-range");
+column!(eager_roundrobin, "eager-roundrobin");
+column!(cooperative_sticky, "cooperative-sticky");
+column!(static_eager, "static-eager");
+column!(static_cooperative, "static-cooperative");
+column!(consumer, "consumer");
+
+/// Every catalogue scenario is a row above: a new scenario needs its tests.
+#[test]
+fn every_fault_scenario_has_a_row() {
+    let src = include_str!("matrix.rs");
+    for f in harness::matrix::default_faults() {
+        assert!(
+            src.contains(&format!("cell(\"{f}\", $protocol)")),
+            "no matrix row for {f}"
+        );
+    }
+}
