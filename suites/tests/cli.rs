@@ -54,7 +54,7 @@ fn a_malformed_scenario_file_names_the_line() {
     std::fs::write(&file, seed.replace("crash = \"C2\"", "crash = \"C7\"")).unwrap();
     assert_cannot_run(
         &harness(&["run", "--scenario-file", file.to_str().unwrap()]),
-        "crash of C7, which is not running",
+        "line 26: step 3: crash of C7, which is not running",
     );
 }
 
@@ -77,6 +77,8 @@ fn run_with_driver(test: &str, driver: &str) -> (Output, std::path::PathBuf) {
     let driver = workspace().join(driver);
     let o = harness(&[
         "run",
+        "--scenario",
+        "seed",
         "--protocol",
         "eager-range",
         "--report-dir",
@@ -189,6 +191,8 @@ fn a_foreign_driver_passes_the_seed_scenario() {
     );
     let o = harness(&[
         "run",
+        "--scenario",
+        "seed",
         "--protocol",
         "cooperative-sticky",
         "--report-dir",
@@ -214,4 +218,61 @@ fn a_foreign_driver_passes_the_seed_scenario() {
         verdict["replay"].as_str().unwrap().contains("--driver"),
         "{verdict}"
     );
+}
+
+/// A small matrix: the table, matrix.json with one entry per cell and its report, a
+/// skipped cell for what the mock cannot do, and exit 1 as soon as one cell fails (here
+/// a join held to an impossible 1 ms detection budget).
+#[test]
+fn the_matrix_writes_matrix_json_and_fails_on_a_failing_cell() {
+    let dir = report_dir("matrix_cli");
+    let budgets = dir.join("budgets.toml");
+    std::fs::write(
+        &budgets,
+        "[mock.\"*\".pause-short]\ndetection_min = \"none\"\nreaction = false\ndetection_max_ms = 9000\nrecovery_max_ms = 6000\n\
+         [mock.\"*\".join]\ndetection_min = \"none\"\ndetection_max_ms = 1\nrecovery_max_ms = 60000\n\
+         [mock.\"*\".partition-increase]\ndetection_min = \"none\"\ndetection_max_ms = 9000\nrecovery_max_ms = 9000\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = harness(&[
+        "matrix",
+        "--protocols",
+        "eager-range",
+        "--faults",
+        "pause-short,partition-increase,join",
+        "--budgets",
+        budgets.to_str().unwrap(),
+        "--report-dir",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{}", stderr(&o));
+    assert!(stdout.contains("| pause-short"), "{stdout}");
+    assert!(
+        stdout.contains("3 cells: 1 pass, 0 known deviation, 1 skipped, 1 FAIL"),
+        "{stdout}"
+    );
+    let cells: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("matrix.json")).unwrap()).unwrap();
+    let outcome = |fault: &str| {
+        cells
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["fault"] == fault)
+            .unwrap_or_else(|| panic!("no {fault} cell in {cells}"))
+            .clone()
+    };
+    assert_eq!(outcome("pause-short")["outcome"], "pass");
+    assert_eq!(outcome("partition-increase")["outcome"], "skipped");
+    let join = outcome("join");
+    assert_eq!(join["outcome"], "fail");
+    assert!(
+        join["reason"].as_str().unwrap().contains("detection took"),
+        "{join}"
+    );
+    let report = std::path::PathBuf::from(join["report"].as_str().unwrap());
+    assert!(report.join("verdict.json").is_file(), "{report:?}");
+    assert!(report.join("history.jsonl").is_file(), "{report:?}");
 }

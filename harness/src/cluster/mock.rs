@@ -101,8 +101,12 @@ impl Cluster for MockCluster {
         self.listeners.clone()
     }
 
-    fn advertise(&self, broker: i32, addr: SocketAddr) -> Result<(), Unsupported> {
-        let host = CString::new(addr.ip().to_string()).map_err(|e| Unsupported(e.to_string()))?;
+    fn can_advertise(&self) -> bool {
+        true
+    }
+
+    fn advertise(&self, broker: i32, addr: SocketAddr) -> Result<()> {
+        let host = CString::new(addr.ip().to_string())?;
         // Only metadata changes: the mock keeps listening where it listened.
         unsafe {
             rdsys::rd_kafka_mock_broker_set_host_port(

@@ -4,8 +4,10 @@
 //! advertise, which is where the fault proxy will sit.
 
 mod mock;
+mod process;
 
 pub use mock::MockCluster;
+pub use process::{tansu_binary, TansuProcess, TANSU_INSTALL};
 
 use std::net::SocketAddr;
 
@@ -25,13 +27,16 @@ pub trait Cluster: Send + Sync {
         Vec::new()
     }
 
+    /// Whether the brokers can advertise another address (their proxies'); without it,
+    /// clients connect directly and network faults are unavailable.
+    fn can_advertise(&self) -> bool {
+        false
+    }
+
     /// Makes `broker` advertise `addr` in metadata (its proxy) instead of its listener.
-    fn advertise(&self, broker: i32, addr: SocketAddr) -> Result<(), Unsupported> {
+    fn advertise(&self, broker: i32, addr: SocketAddr) -> Result<()> {
         let _ = (broker, addr);
-        Err(Unsupported(format!(
-            "broker {} cannot advertise a proxy address",
-            self.name()
-        )))
+        bail!("broker {} cannot advertise a proxy address", self.name())
     }
 
     /// Grows `topic` to `partitions` partitions.
@@ -85,14 +90,25 @@ pub struct ClusterOptions {
     /// KIP-848 groups: the broker owns session timeout and heartbeat interval.
     pub consumer_session_timeout_ms: i32,
     pub consumer_heartbeat_interval_ms: i32,
+    /// Where a broker process writes its log (the run's report directory).
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 /// Brokers the harness knows how to start, by `--broker` spec.
-pub const BROKERS: &[&str] = &["mock"];
+pub const BROKERS: &[&str] = &["mock", "process:tansu"];
+
+/// Why `broker` cannot host `protocol`, if it cannot.
+pub fn lacks_protocol(broker: &str, protocol: &str) -> Option<String> {
+    (broker == "process:tansu" && protocol == "consumer").then(|| {
+        "Tansu 0.6.0 does not implement the KIP-848 consumer protocol (ConsumerGroupHeartbeat)"
+            .to_owned()
+    })
+}
 
 pub fn start(spec: &str, opts: &ClusterOptions) -> Result<Box<dyn Cluster>> {
     match spec {
         "mock" => Ok(Box::new(MockCluster::start(opts)?)),
+        "process:tansu" => Ok(Box::new(TansuProcess::start(opts)?)),
         other => bail!(
             "unknown broker '{other}': supported brokers are {}",
             BROKERS.join(", ")

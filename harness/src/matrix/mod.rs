@@ -93,8 +93,17 @@ pub async fn run(cfg: MatrixConfig) -> Result<Vec<CellResult>> {
             tasks.push(tokio::spawn(async move {
                 let _slot = slots.acquire_owned().await?;
                 let started = Instant::now();
-                let result = run::run(run_cfg).await;
-                let cell = cell_result(fault, protocol, dir, started, result);
+                let cell = match crate::cluster::lacks_protocol(&run_cfg.broker, &protocol) {
+                    Some(why) => CellResult {
+                        protocol,
+                        fault,
+                        outcome: "skipped".into(),
+                        reason: why,
+                        report: dir,
+                        wall_s: 0.0,
+                    },
+                    None => cell_result(fault, protocol, dir, started, run::run(run_cfg).await),
+                };
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 eprintln!(
                     "[matrix {n}/{total}] {} / {}: {} ({:.1} s){}",

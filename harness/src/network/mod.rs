@@ -39,19 +39,14 @@ impl Network {
     /// cannot advertise another address is used directly, without network faults.
     pub async fn front(cluster: &dyn Cluster) -> Result<Network> {
         let mut proxies = Vec::new();
-        for (broker, listener) in cluster.listeners() {
-            let proxy = Proxy::start(listener)
-                .await
-                .with_context(|| format!("cannot start the fault proxy for broker {broker}"))?;
-            if let Err(Unsupported(why)) = cluster.advertise(broker, proxy.addr()) {
-                tracing::warn!(%why, "network faults unavailable");
-                return Ok(Network {
-                    proxies: Vec::new(),
-                    bootstrap: cluster.bootstrap_servers(),
-                    unavailable: Some(why),
-                });
+        if cluster.can_advertise() {
+            for (broker, listener) in cluster.listeners() {
+                let proxy = Proxy::start(listener)
+                    .await
+                    .with_context(|| format!("cannot start the fault proxy for broker {broker}"))?;
+                cluster.advertise(broker, proxy.addr())?;
+                proxies.push((broker, proxy));
             }
-            proxies.push((broker, proxy));
         }
         if proxies.is_empty() {
             return Ok(Network {

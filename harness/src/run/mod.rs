@@ -43,6 +43,13 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
     let started = Instant::now();
     let sc = &cfg.scenario;
     protocol_flags(&cfg.protocol)?;
+    if let Some(why) = cluster::lacks_protocol(&cfg.broker, &cfg.protocol) {
+        bail!(
+            "broker {} cannot run protocol {}: {why}",
+            cfg.broker,
+            cfg.protocol
+        );
+    }
     let budgets =
         cfg.budgets
             .resolve(&cfg.broker, &cfg.protocol, sc.fault_kinds(), &sc.consumer)?;
@@ -107,13 +114,15 @@ async fn drive(
             initial_rebalance_delay_ms: 1000,
             consumer_session_timeout_ms: sc.consumer.session_timeout_ms as i32,
             consumer_heartbeat_interval_ms: sc.consumer.heartbeat_interval_ms as i32,
+            log_dir: Some(cfg.report_dir.clone()),
         },
     )?;
+    // The network first: a broker process starts advertising its proxy.
+    let network = Network::front(cluster.as_ref()).await?;
     cluster.create_topic(&sc.topic, sc.partitions)?;
     for topic in sc.other_topics() {
         cluster.create_topic(topic, sc.partitions)?;
     }
-    let network = Network::front(cluster.as_ref()).await?;
     recorder.record(
         None,
         Event::RunStarted(Box::new(RunInfo {
