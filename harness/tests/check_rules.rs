@@ -422,6 +422,34 @@ fn a_zombies_commit_in_flight_lets_the_next_owner_start_past_the_reported_commit
     assert!(v.passed);
 }
 
+/// C2 is killed with its commit of 10 in flight (it lands, unreported). C1 takes over
+/// from 10, but every commit of its fails (a rebalance is in progress) and it revokes;
+/// when C1 gets the partition back it again starts from 10, the dead owner's commit.
+#[test]
+fn a_dead_owners_unreported_commit_holds_across_a_handover_that_committed_nothing() {
+    let mut h = H::new("eager-range", 1);
+    h.budget("crash", 0, 12000, 20000)
+        .started(1000, "C1")
+        .started(1000, "C2")
+        .assign(1100, "C2", &[0])
+        .assign(1100, "C1", &[])
+        .ack(1200, 0, 0, 19)
+        .consume(1300, "C2", 0, 0, 9)
+        .fault(1301, "f1", "crash", "C2")
+        .exited(1302, "C2", true)
+        .assign(7000, "C1", &[0])
+        .consume(7100, "C1", 0, 10, 12)
+        .commit_failed(7110, "C1", 0, 13)
+        .revoke(7200, "C1", &[0])
+        .assign(9000, "C1", &[0])
+        .consume(9100, "C1", 0, 10, 19)
+        .commit(9110, "C1", 0, 20)
+        .stop(10000)
+        .finish(10100);
+    let v = verdict(&h, &[]);
+    assert!(v.passed);
+}
+
 #[test]
 fn starting_past_what_the_zombie_processed_is_still_a_skip() {
     let v = verdict(&zombie_with_a_commit_in_flight(12), &["order", "no_loss"]);

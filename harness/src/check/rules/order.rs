@@ -1,15 +1,16 @@
 //! Rule 4, order: within one ownership, consumed offsets are contiguous and start at the
 //! committed position (no skip, no rewind).
 //!
-//! One refinement: when the previous owner died (killed, or exited without revoking), a
-//! commit it had in flight may have landed without ever being reported. The next owner
-//! may then start anywhere from the last reported commit up to just past what the dead
-//! owner had processed; that start is never a skip, since nothing beyond it was lost.
+//! One refinement: when an owner died (killed, or exited without revoking), a commit it
+//! had in flight may have landed without ever being reported. Until a reported commit
+//! replaces it, a later owner (the next, or one after handovers that committed nothing)
+//! may start anywhere from the last reported commit up to just past what the dead owner
+//! had processed; that start is never a skip, since nothing beyond it was lost.
 //! The same holds for a zombie (a member paused, cut off or stalled by a fault) that
 //! still held the partition when the next owner started: its commit may have landed
 //! before it was expired and be reported only later (or never, if held by a partition).
 
-use crate::check::model::{EndReason, Model, Ownership};
+use crate::check::model::{EndReason, Model};
 use crate::check::verdict::CheckResult;
 
 pub fn check(model: &Model) -> CheckResult {
@@ -28,9 +29,23 @@ pub fn check(model: &Model) -> CheckResult {
             .and_then(|s| s.iter().next().map(|r| *r.start()))
             .unwrap_or(0);
         let expected = model.committed_before(&o.tp, first.at).unwrap_or(log_start);
-        let dead = previous_owner(model, o)
-            .filter(|p| matches!(p.end_reason, EndReason::Killed | EndReason::Exited))
-            .and_then(|p| p.batches.iter().map(|b| b.max + 1).max());
+        // A dead owner's unobserved commit stays the committed position until a reported
+        // commit replaces it, across any handovers in between that committed nothing.
+        let last_reported = model
+            .commits
+            .iter()
+            .filter(|c| c.success && c.tp == o.tp && c.at < first.at)
+            .map(|c| c.at)
+            .max();
+        let dead = model
+            .ownerships_of(&o.tp)
+            .filter(|p| {
+                matches!(p.end_reason, EndReason::Killed | EndReason::Exited)
+                    && p.end.is_some_and(|e| e <= o.start)
+                    && p.end_at > last_reported
+            })
+            .flat_map(|p| p.batches.iter().map(|b| b.max + 1))
+            .max();
         let zombie = model
             .ownerships_of(&o.tp)
             .filter(|p| {
@@ -79,14 +94,4 @@ pub fn check(model: &Model) -> CheckResult {
         violations,
         format!("{checked} ownerships consumed in order from the committed position"),
     )
-}
-
-/// The ownership of the same partition that ended last before `o` started.
-fn previous_owner<'a>(model: &'a Model, o: &'a Ownership) -> Option<&'a Ownership> {
-    model
-        .ownerships_of(&o.tp)
-        .filter(|p| {
-            p.end_at.is_some() && p.end.is_some_and(|e| e <= o.start) && !std::ptr::eq(*p, o)
-        })
-        .max_by_key(|p| p.end_at)
 }
