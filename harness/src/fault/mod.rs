@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::client::{DriverCommand, Member, MemberSpec, ProtocolFlags};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Unsupported};
 use crate::history::{Event, Fault};
 use crate::network::{Network, COORDINATOR_APIS};
 use crate::proxy::{api, Rule};
@@ -199,11 +199,12 @@ impl<'a> Executor<'a> {
             }
             Step::Partition { member, ms } => {
                 let rules = [Rule::blackhole().client_id(member)];
-                let Some(held) = self
+                let held = match self
                     .network_fault(&rules, *ms, || inject(Some(member)))
                     .await?
-                else {
-                    return Ok(StepOutcome::Skipped(self.no_network()));
+                {
+                    Ok(frames) => frames,
+                    Err(unsupported) => return Ok(StepOutcome::Skipped(unsupported.to_string())),
                 };
                 heal();
                 self.progress(&format!(
@@ -217,11 +218,12 @@ impl<'a> Executor<'a> {
                     api::HEARTBEAT
                 };
                 let rules = [Rule::drop_api(heartbeat).client_id(member)];
-                let Some(dropped) = self
+                let dropped = match self
                     .network_fault(&rules, *ms, || inject(Some(member)))
                     .await?
-                else {
-                    return Ok(StepOutcome::Skipped(self.no_network()));
+                {
+                    Ok(frames) => frames,
+                    Err(unsupported) => return Ok(StepOutcome::Skipped(unsupported.to_string())),
                 };
                 heal();
                 self.progress(&format!(
@@ -237,8 +239,9 @@ impl<'a> Executor<'a> {
                     .iter()
                     .map(|&a| Rule::latency(*latency_ms, *jitter_ms).api_key(a))
                     .collect();
-                let Some(delayed) = self.network_fault(&rules, *ms, || inject(None)).await? else {
-                    return Ok(StepOutcome::Skipped(self.no_network()));
+                let delayed = match self.network_fault(&rules, *ms, || inject(None)).await? {
+                    Ok(frames) => frames,
+                    Err(unsupported) => return Ok(StepOutcome::Skipped(unsupported.to_string())),
                 };
                 heal();
                 self.progress(&format!(
@@ -280,24 +283,19 @@ impl<'a> Executor<'a> {
         })
     }
 
-    fn no_network(&self) -> String {
-        match self.network.inject(&[]) {
-            Err(e) => e.to_string(),
-            Ok(_) => "network faults unavailable".to_owned(),
-        }
-    }
-
     /// Installs `rules` on every proxy for `ms`, then removes them; returns the frames
-    /// they acted on, or `None` when this network has no proxies. A fault that touched
-    /// no frame did not happen (e.g. a driver that ignores its client.id): an error.
+    /// they acted on, or why this network cannot inject them (no proxies). A fault that
+    /// touched no frame did not happen (e.g. a driver that ignores its client.id): an
+    /// error.
     async fn network_fault(
         &self,
         rules: &[Rule],
         ms: u64,
         inject: impl FnOnce(),
-    ) -> Result<Option<u64>> {
-        let Ok(injected) = self.network.inject(rules) else {
-            return Ok(None);
+    ) -> Result<Result<u64, Unsupported>> {
+        let injected = match self.network.inject(rules) {
+            Ok(injected) => injected,
+            Err(unsupported) => return Ok(Err(unsupported)),
         };
         inject();
         // The fault's own duration: a schedule, not a wait for the system.
@@ -309,7 +307,7 @@ impl<'a> Executor<'a> {
                 "the network fault {rules:?} matched no frame in {ms} ms: the member's connections do not carry the client.id the harness set"
             );
         }
-        Ok(Some(hits))
+        Ok(Ok(hits))
     }
 
     /// Members whose process is still running, in name order.

@@ -2,8 +2,6 @@
 //! the brokers advertise the proxies, so every client connection (members and producer)
 //! crosses a proxy. Network faults are proxy rules installed on every proxy at once.
 
-use std::net::SocketAddr;
-
 use anyhow::{Context, Result};
 
 use crate::cluster::{Cluster, Unsupported};
@@ -73,10 +71,6 @@ impl Network {
     /// Where clients bootstrap from: the proxies when there are any.
     pub fn bootstrap_servers(&self) -> String {
         self.bootstrap.clone()
-    }
-
-    pub fn proxies(&self) -> impl Iterator<Item = (i32, SocketAddr)> + '_ {
-        self.proxies.iter().map(|(b, p)| (*b, p.addr()))
     }
 
     /// Installs `rules` on every proxy. `Err` when this network has no proxies.

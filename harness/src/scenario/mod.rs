@@ -250,9 +250,8 @@ impl Scenario {
                 ));
             }
         }
-        self.validate_steps()?;
+        let alive = self.validate_steps()?;
         if let Some(fin) = &self.final_balanced_over {
-            let alive = self.alive_at_end();
             for m in fin {
                 if !alive.contains(m.as_str()) {
                     return Err(Invalid::key(
@@ -265,30 +264,8 @@ impl Scenario {
         Ok(())
     }
 
-    /// Members running after the last step.
-    fn alive_at_end(&self) -> BTreeSet<&str> {
-        let mut alive = BTreeSet::new();
-        for step in &self.steps {
-            match step {
-                Step::Start(ms) => alive.extend(ms.iter().map(String::as_str)),
-                Step::Join(m) => {
-                    alive.insert(m.as_str());
-                }
-                Step::Crash(m) | Step::Leave(m) => {
-                    alive.remove(m.as_str());
-                }
-                Step::ScaleDown(ms) => {
-                    for m in ms {
-                        alive.remove(m.as_str());
-                    }
-                }
-                _ => {}
-            }
-        }
-        alive
-    }
-
-    fn validate_steps(&self) -> Result<(), Invalid> {
+    /// Checks the steps in order; returns the members running after the last one.
+    fn validate_steps(&self) -> Result<BTreeSet<&str>, Invalid> {
         let mut alive: BTreeSet<&str> = BTreeSet::new();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         for (i, step) in self.steps.iter().enumerate() {
@@ -385,7 +362,7 @@ impl Scenario {
                 }
             }
         }
-        Ok(())
+        Ok(alive)
     }
 
     /// Topics a step subscribes to besides the scenario's own: created empty at start.
@@ -430,8 +407,6 @@ impl Invalid {
 
 /// The 1-based line of a top-level key, or of the `step`-th entry of an array under it.
 fn line_of(text: &str, key: &str, step: Option<usize>) -> Option<usize> {
-    let doc: toml::Table = toml::from_str(text).ok()?;
-    let _ = doc.get(key)?;
     #[derive(Deserialize)]
     struct Spans {
         #[serde(default)]
