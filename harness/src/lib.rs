@@ -8,6 +8,7 @@ pub mod client;
 pub mod cluster;
 pub mod fault;
 pub mod history;
+pub mod images;
 pub mod matrix;
 pub mod network;
 pub mod produce;

@@ -981,6 +981,46 @@ fn a_run_that_ended_early_fails_run_completed() {
     assert_json_snapshot!(projection(&v));
 }
 
+#[test]
+fn a_run_whose_broker_could_not_start_is_skipped_with_no_rule_judged() {
+    let mut h = H::new("eager-range", 1);
+    h.event(
+        100,
+        None,
+        Event::RunFinished {
+            outcome: "skipped: image apache/kafka:4.1.1 is absent and cannot be pulled".into(),
+        },
+    );
+    let v = h.check();
+    assert_eq!(v.outcome, harness::check::Outcome::Skipped);
+    assert!(!v.passed);
+    let reported: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(reported, ["run_completed"], "no traffic, so no rule reports a pass");
+    assert!(detail(&v, "run_completed").contains("could not start here: image apache/kafka"));
+    assert_json_snapshot!(projection(&v));
+}
+
+#[test]
+fn a_skip_after_traffic_still_judges_every_rule() {
+    // Same skip reason, but the group ran: loss in what it consumed must still fail.
+    let mut h = H::new("eager-range", 1);
+    h.started(1000, "C1")
+        .assign(1100, "C1", &[0])
+        .ack(1200, 0, 0, 9)
+        .consume(1300, "C1", 0, 0, 4)
+        .commit(1310, "C1", 0, 5)
+        .stop(2000)
+        .event(
+            2100,
+            None,
+            Event::RunFinished {
+                outcome: "skipped: broker mock cannot pause a broker".into(),
+            },
+        );
+    let v = verdict(&h, &["no_loss"]);
+    assert_eq!(v.outcome, harness::check::Outcome::Fail);
+}
+
 // ---------------------------------------------------------------- reading histories
 
 fn jsonl(records: &[Record]) -> String {

@@ -5,7 +5,8 @@
 //! A cell must pass, unless fixtures/known-deviations.toml lists deviations for it:
 //! then it may also be a known deviation (the deviations are timing-dependent, so a
 //! cell may pass), and every failed check must be waived. A fault the mock cannot
-//! inject must be reported skipped, never passed.
+//! inject (partition-increase: no CreatePartitions; broker-pause: no way to freeze a
+//! mock broker) must be reported skipped, never passed.
 
 use harness::check::Outcome;
 use harness::scenario::{known_deviations, Scenario};
@@ -17,7 +18,13 @@ fn cell(fault: &str, protocol: &str) {
     let deviations = known_deviations("mock", protocol, kinds).expect("known deviations");
     let (v, dir) = run_builtin(fault, protocol, None, &test);
     let summary = harness::report::summary(&v);
-    let allowed: &[Outcome] = if fault == "partition-increase" {
+    // Faults the mock cannot inject, and the reason its skip must give.
+    let unsupported = match fault {
+        "partition-increase" => Some("CreatePartitions"),
+        "broker-pause" => Some("cannot pause a broker"),
+        _ => None,
+    };
+    let allowed: &[Outcome] = if unsupported.is_some() {
         &[Outcome::Skipped]
     } else if deviations.is_empty() {
         &[Outcome::Pass]
@@ -39,9 +46,9 @@ fn cell(fault: &str, protocol: &str) {
             c.name
         );
     }
-    if v.outcome == Outcome::Skipped {
+    if let Some(reason) = unsupported {
         let why = v.skipped.as_deref().unwrap_or_default();
-        assert!(why.contains("CreatePartitions"), "skipped for {why}");
+        assert!(why.contains(reason), "skipped for {why}");
     }
 }
 
@@ -90,6 +97,14 @@ macro_rules! column {
             #[test]
             fn broker_bounce() {
                 cell("broker-bounce", $protocol);
+            }
+            #[test]
+            fn broker_kill() {
+                cell("broker-kill", $protocol);
+            }
+            #[test]
+            fn broker_pause() {
+                cell("broker-pause", $protocol);
             }
             #[test]
             fn coordinator_move() {

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use harness::check::{self, Outcome, Verdict};
 use harness::client::{DriverCommand, PROTOCOLS};
-use harness::cluster::BROKERS;
+use harness::cluster::{self, PRESETS};
 use harness::history::read_history;
 use harness::matrix::{self, MatrixConfig};
 use harness::report;
@@ -43,6 +43,24 @@ enum Command {
     },
     /// List built-in scenarios, protocols and brokers.
     List,
+    /// Broker images built on this machine, with no registry.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Build a preset's image (tansu): debootstrap a Debian base, `docker import` it, add
+    /// the host's tansu binary. Skipped when the image is up to date.
+    Build {
+        /// The preset: tansu.
+        name: String,
+        /// Rebuild even when the image is up to date.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]
@@ -129,9 +147,15 @@ fn main() -> ExitCode {
         Command::List => {
             println!("scenarios: {}", scenario::catalogue().join(", "));
             println!("protocols: {}", PROTOCOLS.join(", "));
-            println!("brokers:   {}", BROKERS.join(", "));
+            println!("brokers:   {}", cluster::brokers().join(", "));
+            for p in PRESETS {
+                println!("  container:{:<10} {}  ({})", p.name, p.image, p.about);
+            }
             Ok(true)
         }
+        Command::Images {
+            command: ImagesCommand::Build { name, force },
+        } => harness::images::build(&name, force).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -167,13 +191,22 @@ fn protocols_arg(given: &[String]) -> Result<Vec<String>> {
 }
 
 fn broker_arg(broker: &str) -> Result<()> {
-    if !BROKERS.contains(&broker) {
-        bail!(
-            "unknown broker '{broker}': supported brokers are {}",
-            BROKERS.join(", ")
-        );
+    cluster::check_spec(broker)
+}
+
+/// Resolves when the user interrupts (Ctrl-C) or the process is asked to stop
+/// (SIGTERM): either way the run's future is dropped, which stops its members and
+/// brokers and removes its containers.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "interrupted";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = term.recv() => "terminated",
     }
-    Ok(())
 }
 
 /// The driver, budgets and seed, resolved from the shared flags.
@@ -232,7 +265,7 @@ fn matrix_command(args: MatrixArgs) -> Result<bool> {
     let cells = runtime.block_on(async {
         tokio::select! {
             c = matrix::run(cfg) => c,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted; the cells' histories so far are in {}", report_dir.display()),
+            why = interrupted() => bail!("{why}; the cells' histories so far are in {}", report_dir.display()),
         }
     })?;
     println!(
@@ -307,7 +340,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         let verdict = runtime.block_on(async {
             tokio::select! {
                 v = run::run(cfg) => v,
-                _ = tokio::signal::ctrl_c() => bail!("interrupted; the history so far is in {}", dir.display()),
+                why = interrupted() => bail!("{why}; the history so far is in {}", dir.display()),
             }
         })?;
         print_verdict(&verdict, &dir);

@@ -1,11 +1,14 @@
 //! Broker backends behind one trait. `mock` (librdkafka's mock cluster, in process) is
-//! the embedded default; `process` and `container` backends plug in behind the same
-//! trait. Clients only ever see `bootstrap_servers()`: the address the brokers
-//! advertise, which is where the fault proxy will sit.
+//! the embedded default; `process:tansu` runs a broker binary as a child process and
+//! `container:<preset>` runs brokers in Docker. Clients only ever see
+//! `bootstrap_servers()`: the address the brokers advertise, which is where the fault
+//! proxy sits.
 
+pub mod container;
 mod mock;
 mod process;
 
+pub use container::{ContainerCluster, Preset, PRESETS};
 pub use mock::MockCluster;
 pub use process::{tansu_binary, TansuProcess, TANSU_INSTALL};
 
@@ -65,6 +68,23 @@ pub trait Cluster: Send + Sync {
         )))
     }
 
+    /// Freezes a broker (SIGSTOP, docker pause): connections stay open, nothing answers.
+    fn pause_broker(&self, broker: i32) -> Result<(), Unsupported> {
+        let _ = broker;
+        Err(Unsupported(format!(
+            "broker {} cannot pause a broker",
+            self.name()
+        )))
+    }
+
+    fn resume_broker(&self, broker: i32) -> Result<(), Unsupported> {
+        let _ = broker;
+        Err(Unsupported(format!(
+            "broker {} cannot resume a broker",
+            self.name()
+        )))
+    }
+
     /// Makes `broker` the coordinator of `group`.
     fn move_coordinator(&self, group: &str, broker: i32) -> Result<(), Unsupported> {
         let _ = (group, broker);
@@ -95,23 +115,182 @@ pub struct ClusterOptions {
 }
 
 /// Brokers the harness knows how to start, by `--broker` spec.
-pub const BROKERS: &[&str] = &["mock", "process:tansu"];
+pub fn brokers() -> Vec<String> {
+    ["mock", "process:tansu"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(PRESETS.iter().map(|p| format!("container:{}", p.name)))
+        .collect()
+}
+
+/// The broker software a spec runs, whatever hosts it: `process:tansu` and
+/// `container:tansu` are both `tansu`. Budgets and known deviations may be keyed by it.
+pub fn software(spec: &str) -> &str {
+    spec.rsplit_once(':').map_or(spec, |(_, software)| software)
+}
+
+/// Checks a `--broker` spec without starting anything.
+pub fn check_spec(spec: &str) -> Result<()> {
+    if brokers().iter().any(|b| b == spec) {
+        return Ok(());
+    }
+    bail!(
+        "unknown broker '{spec}': supported brokers are {}",
+        brokers().join(", ")
+    )
+}
+
+const TANSU_NO_KIP848: &str =
+    "Tansu 0.6.0 does not implement the KIP-848 consumer protocol (ConsumerGroupHeartbeat)";
 
 /// Why `broker` cannot host `protocol`, if it cannot.
 pub fn lacks_protocol(broker: &str, protocol: &str) -> Option<String> {
-    (broker == "process:tansu" && protocol == "consumer").then(|| {
-        "Tansu 0.6.0 does not implement the KIP-848 consumer protocol (ConsumerGroupHeartbeat)"
-            .to_owned()
+    if protocol != "consumer" {
+        return None;
+    }
+    if broker == "process:tansu" {
+        return Some(TANSU_NO_KIP848.to_owned());
+    }
+    let preset = broker.strip_prefix("container:").and_then(Preset::named)?;
+    (!preset.consumer_protocol).then(|| {
+        format!(
+            "{} ({}) does not enable the KIP-848 consumer protocol",
+            preset.name, preset.image
+        )
     })
 }
 
+/// Starts the brokers named by `spec`. A broker that cannot run on this machine at all
+/// (a preset whose image is absent and cannot be pulled) is an `Unsupported` error, so
+/// the run is reported skipped; anything else that goes wrong is an ordinary error.
 pub fn start(spec: &str, opts: &ClusterOptions) -> Result<Box<dyn Cluster>> {
+    check_spec(spec)?;
     match spec {
         "mock" => Ok(Box::new(MockCluster::start(opts)?)),
         "process:tansu" => Ok(Box::new(TansuProcess::start(opts)?)),
-        other => bail!(
-            "unknown broker '{other}': supported brokers are {}",
-            BROKERS.join(", ")
-        ),
+        container => {
+            let preset = container
+                .strip_prefix("container:")
+                .and_then(Preset::named)
+                .expect("check_spec accepted it");
+            Ok(Box::new(ContainerCluster::start(preset, opts)?))
+        }
+    }
+}
+
+/// Waits for a future from the backends' synchronous methods, inside the harness's
+/// runtime or not.
+pub(crate) fn block_on<F>(f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    use tokio::runtime::{Builder, Handle, RuntimeFlavor};
+    let own_runtime = |f: F| {
+        Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for one call")
+            .block_on(f)
+    };
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(f))
+        }
+        // A current-thread runtime cannot block in place: wait on another thread.
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(|| own_runtime(f))
+                .join()
+                .expect("the waiting thread does not panic")
+        }),
+        Err(_) => own_runtime(f),
+    }
+}
+
+/// Waits until a broker at `addr` answers a metadata request, polling `exited` for a
+/// broker that died first (its message is the error).
+pub(crate) fn await_metadata(
+    addr: SocketAddr,
+    timeout: std::time::Duration,
+    mut exited: impl FnMut() -> Option<String>,
+) -> Result<()> {
+    use rdkafka::producer::{BaseProducer, Producer};
+    let client: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", addr.to_string())
+        .set("log_level", "0")
+        .create()?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(why) = exited() {
+            bail!("{why}");
+        }
+        if client
+            .client()
+            .fetch_metadata(None, std::time::Duration::from_millis(500))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("no metadata answer from {addr} within {timeout:?}");
+        }
+    }
+}
+
+/// Topic administration through Kafka's admin API, for the real brokers.
+pub(crate) mod admin {
+    use std::time::Duration;
+
+    use anyhow::{bail, Context, Result};
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::ClientConfig;
+
+    use super::{block_on, Unsupported};
+
+    fn client(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>> {
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("log_level", "3")
+            .create()
+            .context("cannot create an admin client")
+    }
+
+    fn options() -> AdminOptions {
+        AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
+    }
+
+    pub fn create_topic(bootstrap: &str, broker: &str, topic: &str, partitions: i32) -> Result<()> {
+        let admin = client(bootstrap)?;
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let results = block_on(admin.create_topics([&new], &options()))
+            .with_context(|| format!("{broker}: cannot create topic {topic}"))?;
+        for r in results {
+            if let Err((t, e)) = r {
+                bail!("{broker} refused to create topic {t}: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn add_partitions(
+        bootstrap: &str,
+        broker: &str,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<(), Unsupported> {
+        let admin = client(bootstrap).map_err(|e| Unsupported(format!("{e:#}")))?;
+        let grow = NewPartitions::new(topic, partitions as usize);
+        match block_on(admin.create_partitions([&grow], &options())) {
+            Ok(results) => match results.into_iter().find_map(|r| r.err()) {
+                None => Ok(()),
+                Some((t, e)) => Err(Unsupported(format!(
+                    "{broker} refused to grow {t} to {partitions} partitions: {e}"
+                ))),
+            },
+            Err(e) => Err(Unsupported(format!(
+                "{broker} cannot grow {topic} to {partitions} partitions: {e}"
+            ))),
+        }
     }
 }

@@ -1,35 +1,36 @@
 //! A broker binary run as a child process: `process:tansu` (Tansu 0.6.0 from crates.io,
-//! memory storage, one broker). The broker takes the address it advertises only as a
-//! startup flag, so it starts when the network tells it which proxy to advertise (or,
-//! with no proxy, on first use, advertising its own listener).
+//! one broker, SQLite storage in the run's report directory so a killed broker comes
+//! back with its data). The broker takes the address it advertises only as a startup
+//! flag, so it starts when the network tells it which proxy to advertise (or, with no
+//! proxy, on first use, advertising its own listener).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{BaseProducer, Producer};
-use rdkafka::ClientConfig;
 
-use super::{Cluster, ClusterOptions, Unsupported};
+use super::{admin, await_metadata, Cluster, ClusterOptions, Unsupported};
 
-/// How to install the broker when it is missing.
-pub const TANSU_INSTALL: &str = "cargo install tansu@0.6.0 --locked --features dynostore";
+/// How to install the broker when it is missing. `libsql` gives the SQLite storage
+/// engine; `dynostore` the in-memory one.
+pub const TANSU_INSTALL: &str = "cargo install tansu@0.6.0 --locked --features dynostore,libsql";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Tansu numbers its only node 0... the harness calls it broker 1, as on the mock.
+/// Tansu runs one node; the harness calls it broker 1, as on the mock.
 const BROKER: i32 = 1;
 
 pub struct TansuProcess {
     binary: PathBuf,
     listener: SocketAddr,
-    log: PathBuf,
+    /// Working directory: the SQLite file (`tansu.db`) and the broker's log.
+    data_dir: PathBuf,
+    /// What the broker advertises; kept so a restart advertises the same address.
+    advertised: Mutex<Option<SocketAddr>>,
     child: Mutex<Option<Child>>,
 }
 
@@ -57,6 +58,10 @@ pub fn tansu_binary() -> Result<PathBuf> {
         })
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl TansuProcess {
     pub fn start(opts: &ClusterOptions) -> Result<Self> {
         let binary = tansu_binary()?;
@@ -64,31 +69,41 @@ impl TansuProcess {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .context("cannot find a free loopback port for tansu")?;
-        let log = opts
-            .log_dir
-            .clone()
-            .unwrap_or_else(std::env::temp_dir)
-            .join("broker-tansu.log");
+        let data_dir = match &opts.log_dir {
+            Some(dir) => dir.join("broker-tansu"),
+            None => std::env::temp_dir().join(format!(
+                "harness-tansu-{}-{}",
+                std::process::id(),
+                listener.port()
+            )),
+        };
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
         Ok(TansuProcess {
             binary,
             listener,
-            log,
+            data_dir,
+            advertised: Mutex::new(None),
             child: Mutex::new(None),
         })
     }
 
-    fn child(&self) -> MutexGuard<'_, Option<Child>> {
-        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    fn log(&self) -> PathBuf {
+        self.data_dir.join("broker.log")
     }
 
     /// Starts the broker advertising `advertised`, and waits until it answers metadata.
     fn spawn(&self, advertised: SocketAddr) -> Result<()> {
-        let mut child = self.child();
+        let mut child = lock(&self.child);
         if child.is_some() {
             bail!("tansu is already running");
         }
-        let log = std::fs::File::create(&self.log)
-            .with_context(|| format!("cannot create {}", self.log.display()))?;
+        // Appended: a restarted broker's log follows the killed one's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .with_context(|| format!("cannot create {}", self.log().display()))?;
         let spawned = Command::new(&self.binary)
             .args([
                 "broker",
@@ -99,8 +114,9 @@ impl TansuProcess {
                 "--advertised-listener-url",
                 &format!("tcp://{advertised}"),
                 "--storage-engine",
-                "memory://tansu/",
+                "sqlite://tansu.db",
             ])
+            .current_dir(&self.data_dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -109,73 +125,38 @@ impl TansuProcess {
             .spawn()
             .with_context(|| format!("cannot start {}", self.binary.display()))?;
         *child = Some(spawned);
+        *lock(&self.advertised) = Some(advertised);
         drop(child);
-        self.await_ready()
+        // Tansu exits 0 when its port is taken, so readiness is a metadata answer.
+        await_metadata(self.listener, READY_TIMEOUT, || {
+            let status = lock(&self.child)
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())?;
+            Some(format!("tansu exited at startup ({status})"))
+        })
+        .with_context(|| format!("end of {}:\n{}", self.log().display(), tail(&self.log())))
     }
 
     fn ensure_started(&self) -> Result<()> {
-        if self.child().is_none() {
+        if lock(&self.child).is_none() {
             self.spawn(self.listener)?;
         }
         Ok(())
     }
 
-    /// Waits until the broker answers a metadata request; a broker that exits first is
-    /// an error quoting its log.
-    fn await_ready(&self) -> Result<()> {
-        let client: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", self.listener.to_string())
-            .set("log_level", "0")
-            .create()?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self
-                .child()
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                bail!(
-                    "tansu exited at startup ({status}); end of {}:\n{}",
-                    self.log.display(),
-                    tail(&self.log)
-                );
-            }
-            if client
-                .client()
-                .fetch_metadata(None, Duration::from_millis(500))
-                .is_ok()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "tansu did not answer metadata on {} within {READY_TIMEOUT:?}; end of {}:\n{}",
-                    self.listener,
-                    self.log.display(),
-                    tail(&self.log)
-                );
-            }
+    fn signal(&self, broker: i32, signal: Signal) -> Result<(), Unsupported> {
+        if broker != BROKER {
+            return Err(Unsupported(format!(
+                "process:tansu runs one broker (1), not broker {broker}"
+            )));
         }
-    }
-
-    fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
-        ClientConfig::new()
-            .set("bootstrap.servers", self.listener.to_string())
-            .set("log_level", "3")
-            .create()
-            .context("cannot create an admin client for tansu")
-    }
-}
-
-/// Waits for an admin future from synchronous code, inside the harness's runtime or not.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) => tokio::task::block_in_place(|| h.block_on(f)),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for one admin call")
-            .block_on(f),
+        let child = lock(&self.child);
+        let pid = child
+            .as_ref()
+            .ok_or_else(|| Unsupported("tansu is not running".into()))?
+            .id();
+        killpg(Pid::from_raw(pid as i32), signal)
+            .map_err(|e| Unsupported(format!("cannot send {signal} to tansu: {e}")))
     }
 }
 
@@ -196,17 +177,7 @@ impl Cluster for TansuProcess {
 
     fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
         self.ensure_started()?;
-        let admin = self.admin()?;
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = block_on(admin.create_topics([&new], &opts))
-            .with_context(|| format!("tansu: cannot create topic {topic}"))?;
-        for r in results {
-            if let Err((t, e)) = r {
-                bail!("tansu refused to create topic {t}: {e}");
-            }
-        }
-        Ok(())
+        admin::create_topic(&self.bootstrap_servers(), "tansu", topic, partitions)
     }
 
     fn listeners(&self) -> Vec<(i32, SocketAddr)> {
@@ -225,32 +196,39 @@ impl Cluster for TansuProcess {
     }
 
     fn add_partitions(&self, topic: &str, partitions: i32) -> Result<(), Unsupported> {
-        let admin = self.admin().map_err(|e| Unsupported(format!("{e:#}")))?;
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let grow = NewPartitions::new(topic, partitions as usize);
-        match block_on(admin.create_partitions([&grow], &opts)) {
-            Ok(results) => match results.into_iter().find_map(|r| r.err()) {
-                None => Ok(()),
-                Some((t, e)) => Err(Unsupported(format!(
-                    "tansu refused to grow {t} to {partitions} partitions: {e}"
-                ))),
-            },
-            Err(e) => Err(Unsupported(format!(
-                "tansu cannot grow {topic} to {partitions} partitions: {e}"
-            ))),
-        }
+        admin::add_partitions(&self.bootstrap_servers(), "tansu", topic, partitions)
     }
 
-    fn broker_down(&self, _broker: i32) -> Result<(), Unsupported> {
-        Err(Unsupported(
-            "process:tansu keeps its data in memory, so a restarted broker would come back empty: broker-bounce needs persistent storage".into(),
-        ))
+    /// kill -9: no clean shutdown, so the broker's state is only what SQLite committed.
+    fn broker_down(&self, broker: i32) -> Result<(), Unsupported> {
+        self.signal(broker, Signal::SIGKILL)?;
+        if let Some(mut child) = lock(&self.child).take() {
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    fn broker_up(&self, broker: i32) -> Result<(), Unsupported> {
+        if broker != BROKER {
+            return Err(Unsupported(format!("tansu has no broker {broker}")));
+        }
+        let advertised = lock(&self.advertised).unwrap_or(self.listener);
+        self.spawn(advertised)
+            .map_err(|e| Unsupported(format!("tansu did not come back: {e:#}")))
+    }
+
+    fn pause_broker(&self, broker: i32) -> Result<(), Unsupported> {
+        self.signal(broker, Signal::SIGSTOP)
+    }
+
+    fn resume_broker(&self, broker: i32) -> Result<(), Unsupported> {
+        self.signal(broker, Signal::SIGCONT)
     }
 }
 
 impl Drop for TansuProcess {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child().take() {
+        if let Some(mut child) = lock(&self.child).take() {
             let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
             let _ = child.wait();
         }

@@ -190,6 +190,18 @@ impl<'a> Executor<'a> {
                 heal();
                 self.progress(&format!("broker {broker} down for {ms} ms"));
             }
+            Step::BrokerPause { broker, ms } => {
+                if let Err(e) = self.cluster.pause_broker(*broker) {
+                    return Ok(StepOutcome::Skipped(e.to_string()));
+                }
+                inject(Some(&format!("broker-{broker}")));
+                tokio::time::sleep(Duration::from_millis(*ms)).await;
+                self.cluster
+                    .resume_broker(*broker)
+                    .map_err(anyhow::Error::new)?;
+                heal();
+                self.progress(&format!("broker {broker} paused for {ms} ms"));
+            }
             Step::CoordinatorMove { broker } => {
                 inject(Some(&format!("broker-{broker}")));
                 if let Err(e) = self.cluster.move_coordinator(&sc.group, *broker) {

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::check::{self, Verdict};
 use crate::client::{protocol_flags, DriverCommand};
-use crate::cluster::{self, ClusterOptions};
+use crate::cluster::{self, ClusterOptions, Unsupported};
 use crate::fault::{Executor, StepOutcome, Targets, SHUTDOWN_TIMEOUT};
 use crate::history::{read_history, Budget, Event, Expectations, HistoryWriter, RunInfo};
 use crate::network::Network;
@@ -107,7 +107,24 @@ async fn drive(
         )
     };
 
-    let cluster = cluster::start(
+    let run_started = Event::RunStarted(Box::new(RunInfo {
+        scenario: sc.name.clone(),
+        protocol: cfg.protocol.clone(),
+        broker: cfg.broker.clone(),
+        seed: cfg.seed,
+        topic: sc.topic.clone(),
+        partitions: sc.partitions,
+        group: sc.group.clone(),
+        consumer: sc.consumer.clone(),
+        budgets,
+        expectations: Expectations {
+            final_balanced_over: sc.final_balanced_over.clone(),
+        },
+        replay: cfg.replay.clone(),
+        cell_expectations: cell_expectations(&cfg.protocol, sc.fault_kinds())?,
+        known_deviations: known_deviations(&cfg.broker, &cfg.protocol, sc.fault_kinds())?,
+    }));
+    let started_cluster = cluster::start(
         &cfg.broker,
         &ClusterOptions {
             brokers: 3,
@@ -116,33 +133,25 @@ async fn drive(
             consumer_heartbeat_interval_ms: sc.consumer.heartbeat_interval_ms as i32,
             log_dir: Some(cfg.report_dir.clone()),
         },
-    )?;
+    );
+    let cluster = match started_cluster {
+        Ok(c) => c,
+        // A broker this machine cannot run (an image absent and not pullable): the run
+        // is reported skipped, with a history that says why.
+        Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
+            recorder.record(None, run_started);
+            progress(&format!("skipped: {e:#}"));
+            return Ok(format!("skipped: {e:#}"));
+        }
+        Err(e) => return Err(e),
+    };
     // The network first: a broker process starts advertising its proxy.
     let network = Network::front(cluster.as_ref()).await?;
     cluster.create_topic(&sc.topic, sc.partitions)?;
     for topic in sc.other_topics() {
         cluster.create_topic(topic, sc.partitions)?;
     }
-    recorder.record(
-        None,
-        Event::RunStarted(Box::new(RunInfo {
-            scenario: sc.name.clone(),
-            protocol: cfg.protocol.clone(),
-            broker: cfg.broker.clone(),
-            seed: cfg.seed,
-            topic: sc.topic.clone(),
-            partitions: sc.partitions,
-            group: sc.group.clone(),
-            consumer: sc.consumer.clone(),
-            budgets,
-            expectations: Expectations {
-                final_balanced_over: sc.final_balanced_over.clone(),
-            },
-            replay: cfg.replay.clone(),
-            cell_expectations: cell_expectations(&cfg.protocol, sc.fault_kinds())?,
-            known_deviations: known_deviations(&cfg.broker, &cfg.protocol, sc.fault_kinds())?,
-        })),
-    );
+    recorder.record(None, run_started);
     progress(&format!(
         "broker {} up at {}, clients through proxies {}",
         cfg.broker,

@@ -72,12 +72,15 @@ impl Budgets {
     ) -> Result<BTreeMap<String, Budget>> {
         let mut out = BTreeMap::new();
         for fault in faults {
-            // This protocol's entry, else the broker's entry for every protocol ("*").
-            let by_protocol = self.0.get(broker);
-            let spec = [protocol, "*"].iter().find_map(|p| {
-                by_protocol
-                    .and_then(|b| b.get(*p))
-                    .and_then(|f| f.get(fault))
+            // The most specific entry: the broker spec (`process:tansu`), then its
+            // software (`tansu`), then any broker ("*"); within each, this protocol's
+            // entry, then every protocol's ("*").
+            let software = crate::cluster::software(broker);
+            let spec = [broker, software, "*"].iter().find_map(|b| {
+                let by_protocol = self.0.get(*b)?;
+                [protocol, "*"]
+                    .iter()
+                    .find_map(|p| by_protocol.get(*p).and_then(|f| f.get(fault)))
             });
             let Some(spec) = spec else {
                 bail!("no budget for broker {broker}, protocol {protocol}, fault {fault}: add [{broker}.{protocol}.{fault}] to budgets.toml");

@@ -28,7 +28,7 @@ pub fn known_deviations<'a>(
         .deviation
         .into_iter()
         .filter(|d| {
-            d.broker == broker
+            (d.broker == broker || d.broker == crate::cluster::software(broker))
                 && d.protocols.iter().any(|p| p == protocol)
                 && d.faults.iter().any(|f| faults.contains(&f.as_str()))
         })

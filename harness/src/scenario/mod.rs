@@ -71,8 +71,12 @@ pub enum Step {
     /// `long-poll`: the member stops polling for `ms` while heartbeats go on (the
     /// driver's `stall` capability); past max.poll.interval.ms it is evicted.
     LongPoll { member: String, ms: u64 },
-    /// `broker-bounce`: take a broker down for `ms`, then bring it back.
+    /// `broker-bounce`: take a broker down for `ms`, then bring it back (the mock's
+    /// broker refuses connections; a real broker is killed with SIGKILL and restarted).
     BrokerBounce { broker: i32, ms: u64 },
+    /// `broker-pause`: freeze a broker for `ms` (SIGSTOP, docker pause): its connections
+    /// stay open and nothing answers, then it resumes where it stopped.
+    BrokerPause { broker: i32, ms: u64 },
     /// `coordinator-move`: move the group's coordinator to another broker.
     CoordinatorMove { broker: i32 },
     /// `partition`: cut the member off from every broker for `ms` (the proxies hold its
@@ -112,6 +116,7 @@ impl Step {
             Step::Pause { .. } => "pause-long",
             Step::LongPoll { .. } => "long-poll",
             Step::BrokerBounce { .. } => "broker-bounce",
+            Step::BrokerPause { .. } => "broker-pause",
             Step::CoordinatorMove { .. } => "coordinator-move",
             Step::Partition { .. } => "partition",
             Step::HeartbeatDrop { .. } => "heartbeat-drop",
@@ -167,6 +172,14 @@ const CATALOGUE: &[(&str, &str)] = &[
     (
         "broker-bounce",
         include_str!("../../../fixtures/scenarios/broker-bounce.toml"),
+    ),
+    (
+        "broker-kill",
+        include_str!("../../../fixtures/scenarios/broker-kill.toml"),
+    ),
+    (
+        "broker-pause",
+        include_str!("../../../fixtures/scenarios/broker-pause.toml"),
     ),
     (
         "coordinator-move",
@@ -349,6 +362,7 @@ impl Scenario {
                     }
                 }
                 Step::BrokerBounce { .. }
+                | Step::BrokerPause { .. }
                 | Step::CoordinatorMove { .. }
                 | Step::CoordinatorLatency { .. } => {}
                 Step::AwaitBalanced(ms) => {
