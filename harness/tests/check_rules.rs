@@ -279,6 +279,31 @@ fn acked_offsets_never_consumed_are_lost() {
 }
 
 #[test]
+fn records_on_a_partition_nobody_owns_are_lost_and_marked_stranded() {
+    // C1 gives up events-1 and nobody takes it (a stalled group): its tail is lost and
+    // marked stranded; the tail C1 skipped on events-0, which it still owns, is not.
+    let mut h = H::new("eager-range", 2);
+    h.started(1000, "C1")
+        .assign(1100, "C1", &[0, 1])
+        .ack_many(1200, &[(0, 0, 9), (1, 0, 9)])
+        .consume_many(1300, "C1", &[(0, 0, 6), (1, 0, 4)])
+        .commit_many(1310, "C1", &[(0, 7), (1, 5)])
+        .revoke(1400, "C1", &[1])
+        .stop(2000)
+        .finish(2100);
+    let v = h.check();
+    let no_loss = detail(&v, "no_loss");
+    assert!(
+        no_loss.contains("events-1: 5 acked records never consumed (offsets 5..=9); stranded"),
+        "{no_loss}"
+    );
+    assert!(no_loss.contains("events-0: 3 acked records never consumed (offsets 7..=9)"));
+    assert!(!no_loss.contains("(offsets 7..=9); stranded"), "{no_loss}");
+    assert_eq!(v.metrics.lost, 8);
+    assert_json_snapshot!(projection(&v));
+}
+
+#[test]
 fn a_run_that_never_stopped_production_fails_no_loss() {
     let mut h = H::new("eager-range", 1);
     h.started(1000, "C1")
@@ -995,7 +1020,11 @@ fn a_run_whose_broker_could_not_start_is_skipped_with_no_rule_judged() {
     assert_eq!(v.outcome, harness::check::Outcome::Skipped);
     assert!(!v.passed);
     let reported: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(reported, ["run_completed"], "no traffic, so no rule reports a pass");
+    assert_eq!(
+        reported,
+        ["run_completed"],
+        "no traffic, so no rule reports a pass"
+    );
     assert!(detail(&v, "run_completed").contains("could not start here: image apache/kafka"));
     assert_json_snapshot!(projection(&v));
 }

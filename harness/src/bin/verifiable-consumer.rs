@@ -179,8 +179,10 @@ enum Command {
     Subscribe(Vec<String>),
 }
 
-/// Reads `{"cmd":...}` lines from stdin until it closes.
-fn read_commands(tx: mpsc::Sender<Command>) {
+/// Reads `{"cmd":...}` lines from stdin until it closes. The harness holds stdin open
+/// for the member's life, so end of input means the harness is gone (even killed with
+/// SIGKILL): shut down cleanly rather than run on as an orphan.
+fn read_commands(tx: mpsc::Sender<Command>, terminate: Arc<AtomicBool>) {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let Ok(v) = serde_json::from_str::<Value>(&line) else {
@@ -207,6 +209,7 @@ fn read_commands(tx: mpsc::Sender<Command>) {
             None => eprintln!("ignoring unknown command: {line}"),
         }
     }
+    terminate.store(true, Ordering::Relaxed);
 }
 
 fn load_properties(path: &std::path::Path, config: &mut ClientConfig) -> Result<()> {
@@ -267,7 +270,8 @@ fn main() -> Result<()> {
         .context("cannot subscribe")?;
 
     let (tx, commands) = mpsc::channel();
-    std::thread::spawn(move || read_commands(tx));
+    let stdin_closed = terminate.clone();
+    std::thread::spawn(move || read_commands(tx, stdin_closed));
     emit(
         "startup_complete",
         json!({"capabilities": ["stall", "subscribe"]}),

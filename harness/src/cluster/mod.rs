@@ -140,15 +140,19 @@ pub fn check_spec(spec: &str) -> Result<()> {
     )
 }
 
+const TANSU_NO_KIP345: &str = "Tansu 0.6.0 does not implement static membership (KIP-345): a member with group.instance.id cycles through rebalances forever and never settles (fixtures/findings/tansu-0.6.0.md, section 4)";
 const TANSU_NO_KIP848: &str =
     "Tansu 0.6.0 does not implement the KIP-848 consumer protocol (ConsumerGroupHeartbeat)";
 
-/// Why `broker` cannot host `protocol`, if it cannot.
+/// Why `broker` cannot host `protocol`, if it cannot: the cell is reported skipped.
 pub fn lacks_protocol(broker: &str, protocol: &str) -> Option<String> {
+    if software(broker) == "tansu" && protocol.starts_with("static-") {
+        return Some(TANSU_NO_KIP345.to_owned());
+    }
     if protocol != "consumer" {
         return None;
     }
-    if broker == "process:tansu" {
+    if software(broker) == "tansu" {
         return Some(TANSU_NO_KIP848.to_owned());
     }
     let preset = broker.strip_prefix("container:").and_then(Preset::named)?;

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -32,6 +32,52 @@ pub struct TansuProcess {
     /// What the broker advertises; kept so a restart advertises the same address.
     advertised: Mutex<Option<SocketAddr>>,
     child: Mutex<Option<Child>>,
+    spawner: Spawner,
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Starts children from one thread that lives as long as the broker, each child asking
+/// the kernel for SIGKILL when that thread ends (PR_SET_PDEATHSIG). Drop kills the broker
+/// on success, failure, panic and Ctrl-C; this covers a harness killed with SIGKILL,
+/// which runs no code at all. (The death signal follows the spawning *thread*, so it
+/// cannot be a runtime thread that may retire while the broker runs.)
+struct Spawner(Mutex<mpsc::Sender<SpawnRequest>>);
+
+impl Spawner {
+    fn new() -> Result<Spawner> {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("broker-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .context("cannot start the broker spawner thread")?;
+        Ok(Spawner(Mutex::new(tx)))
+    }
+
+    fn spawn(&self, mut command: Command) -> std::io::Result<Child> {
+        let parent = std::process::id() as i32;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The harness died before the prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let (reply, answer) = mpsc::channel();
+        let gone = || std::io::Error::other("the broker spawner thread is gone");
+        lock(&self.0).send((command, reply)).map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
 }
 
 /// The tansu binary: $TANSU_BIN, else `tansu` on PATH, else ~/.cargo/bin/tansu.
@@ -85,6 +131,7 @@ impl TansuProcess {
             data_dir,
             advertised: Mutex::new(None),
             child: Mutex::new(None),
+            spawner: Spawner::new()?,
         })
     }
 
@@ -104,7 +151,8 @@ impl TansuProcess {
             .append(true)
             .open(self.log())
             .with_context(|| format!("cannot create {}", self.log().display()))?;
-        let spawned = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .args([
                 "broker",
                 "--cluster-id",
@@ -121,8 +169,10 @@ impl TansuProcess {
             .stdout(log.try_clone()?)
             .stderr(log)
             // Its own process group, so the harness can always take it down whole.
-            .process_group(0)
-            .spawn()
+            .process_group(0);
+        let spawned = self
+            .spawner
+            .spawn(command)
             .with_context(|| format!("cannot start {}", self.binary.display()))?;
         *child = Some(spawned);
         *lock(&self.advertised) = Some(advertised);

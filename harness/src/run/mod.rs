@@ -43,13 +43,6 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
     let started = Instant::now();
     let sc = &cfg.scenario;
     protocol_flags(&cfg.protocol)?;
-    if let Some(why) = cluster::lacks_protocol(&cfg.broker, &cfg.protocol) {
-        bail!(
-            "broker {} cannot run protocol {}: {why}",
-            cfg.broker,
-            cfg.protocol
-        );
-    }
     let budgets =
         cfg.budgets
             .resolve(&cfg.broker, &cfg.protocol, sc.fault_kinds(), &sc.consumer)?;
@@ -63,16 +56,17 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
     let history_path = cfg.report_dir.join("history.jsonl");
     let recorder = Arc::new(Recorder::new(HistoryWriter::create(&history_path)?));
 
-    // Whatever happens, the history ends with why the run ended.
+    // Whatever happens, the history ends with why the run ended: even when this future
+    // is dropped half-way (Ctrl-C, SIGTERM), the guard records it.
+    let mut finish = FinishGuard(Some(recorder.clone()));
     let outcome = match drive(&cfg, &driver, budgets, &recorder, &members_dir).await {
         Ok(outcome) => outcome,
         Err(e) => {
-            let outcome = format!("error: {e:#}");
-            recorder.record(None, Event::RunFinished { outcome });
+            finish.finish(format!("error: {e:#}"));
             return Err(e);
         }
     };
-    recorder.record(None, Event::RunFinished { outcome });
+    finish.finish(outcome);
     eprintln!(
         "[{} {}] {:>5.1}s done; checking",
         sc.name,
@@ -84,6 +78,24 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
     let verdict = check::check(&records);
     report::write(&cfg.report_dir, &verdict)?;
     Ok(verdict)
+}
+
+/// Records `run_finished` exactly once: with the outcome, or as interrupted if the run
+/// is dropped before it has one.
+struct FinishGuard(Option<Arc<Recorder>>);
+
+impl FinishGuard {
+    fn finish(&mut self, outcome: String) {
+        if let Some(r) = self.0.take() {
+            r.record(None, Event::RunFinished { outcome });
+        }
+    }
+}
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.finish("interrupted: the run was stopped before it finished".into());
+    }
 }
 
 /// Drives the scenario from broker start to clean shutdown; returns the run's outcome
@@ -124,6 +136,12 @@ async fn drive(
         cell_expectations: cell_expectations(&cfg.protocol, sc.fault_kinds())?,
         known_deviations: known_deviations(&cfg.broker, &cfg.protocol, sc.fault_kinds())?,
     }));
+    // A protocol the broker does not implement: reported skipped, with the reason.
+    if let Some(why) = cluster::lacks_protocol(&cfg.broker, &cfg.protocol) {
+        recorder.record(None, run_started);
+        progress(&format!("skipped: {why}"));
+        return Ok(format!("skipped: {why}"));
+    }
     let started_cluster = cluster::start(
         &cfg.broker,
         &ClusterOptions {
@@ -211,6 +229,12 @@ async fn drive(
                 sc.await_timeout_ms
             ));
         }
+    } else {
+        // A stalled group still drains what it owns, so the loss check can tell records
+        // stranded on unowned partitions from records an owner skipped.
+        recorder
+            .wait_for(await_timeout, |v| v.drained_where_owned())
+            .await?;
     }
 
     // Clean shutdown of every member still running.

@@ -146,6 +146,16 @@ impl GroupView {
                 .all(|(tp, hi)| self.consumed.get(tp).is_some_and(|(_, c)| c >= hi))
     }
 
+    /// Production stopped and every partition someone owns consumed up to its last acked
+    /// offset: all a stalled group can still do (an unowned partition stays behind).
+    pub fn drained_where_owned(&self) -> bool {
+        self.production_stopped
+            && self.assignment.values().flatten().all(|tp| {
+                let hi = self.acked_max.get(tp).copied().unwrap_or(-1);
+                self.consumed.get(tp).map_or(-1, |(_, c)| *c) >= hi
+            })
+    }
+
     /// A one-line picture of the group, for timeouts.
     pub fn describe(&self) -> String {
         let owners: Vec<String> = self

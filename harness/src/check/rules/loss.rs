@@ -30,11 +30,22 @@ pub fn check(model: &Model, metrics: &mut Metrics) -> Vec<CheckResult> {
         let n = size(&missing);
         if n > 0 {
             lost_total += n;
+            // Unowned when production stopped: the group never gave the partition to
+            // anyone (a liveness failure), which is not an owner skipping records.
+            let stranded = model
+                .final_assignment
+                .as_ref()
+                .is_some_and(|f| !f.values().any(|tps| tps.contains(tp)));
             loss.push(format!(
-                "{}-{}: {n} acked records never consumed (offsets {})",
+                "{}-{}: {n} acked records never consumed (offsets {}){}",
                 tp.topic,
                 tp.partition,
-                show(&missing)
+                show(&missing),
+                if stranded {
+                    "; stranded: no member owned the partition when production stopped"
+                } else {
+                    ""
+                }
             ));
         }
         if acked.iter().count() > 1 {
