@@ -216,6 +216,22 @@ where
 pub(crate) fn await_metadata(
     addr: SocketAddr,
     timeout: std::time::Duration,
+    exited: impl FnMut() -> Option<String>,
+) -> Result<()> {
+    // Called from async code on a runtime worker: hand the worker's queue to another
+    // thread while this blocks, or the proxy task parked in its LIFO slot (which no
+    // other worker may steal) cannot run, and a broker answering through it waits.
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| poll_metadata(addr, timeout, exited))
+        }
+        _ => poll_metadata(addr, timeout, exited),
+    }
+}
+
+fn poll_metadata(
+    addr: SocketAddr,
+    timeout: std::time::Duration,
     mut exited: impl FnMut() -> Option<String>,
 ) -> Result<()> {
     use rdkafka::producer::{BaseProducer, Producer};
