@@ -30,18 +30,18 @@ pub fn check(records: &[Record]) -> Verdict {
     if model.info.is_none() {
         completed.push("the history has no run_started record".into());
     }
+    // Skipped before anything ran (the broker could not start here): there is no
+    // traffic for the rules to judge, so they are not reported as passes.
+    let never_ran = skipped.is_some() && nothing_ran(&model);
     checks.push(CheckResult::new(
         "run_completed",
         completed,
         match &skipped {
-            Some(why) if nothing_ran(&model) => format!("the run could not start here: {why}"),
+            Some(why) if never_ran => format!("the run could not start here: {why}"),
             Some(why) => format!("the run stopped at a fault it cannot inject: {why}"),
             None => "the run completed".into(),
         },
     ));
-    // Skipped before anything ran (the broker could not start here): there is no
-    // traffic for the rules to judge, so they are not reported as passes.
-    let never_ran = skipped.is_some() && nothing_ran(&model);
     if !never_ran {
         checks.extend(rules::loss::check(&model, &mut metrics));
         checks.push(rules::duplicates::check(&model, &mut metrics));

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -27,7 +27,7 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::{admin, await_metadata, block_on, Cluster, ClusterOptions, Unsupported};
+use super::{admin, await_metadata, block_on, lock, Cluster, ClusterOptions, Unsupported};
 
 /// Labels every harness container carries.
 pub const LABEL_OWNER_PID: &str = "org.harness.owner-pid";
@@ -313,10 +313,6 @@ pub struct ContainerCluster {
     /// The loopback port the broker's Kafka port is published on.
     listener: SocketAddr,
     container: Mutex<Option<ContainerAsync<GenericImage>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ContainerCluster {

@@ -182,6 +182,11 @@ pub fn start(spec: &str, opts: &ClusterOptions) -> Result<Box<dyn Cluster>> {
     }
 }
 
+/// A backend's state lock; a panic elsewhere must not stop Drop from killing a broker.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Waits for a future from the backends' synchronous methods, inside the harness's
 /// runtime or not.
 pub(crate) fn block_on<F>(f: F) -> F::Output

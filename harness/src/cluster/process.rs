@@ -8,14 +8,14 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::{admin, await_metadata, Cluster, ClusterOptions, Unsupported};
+use super::{admin, await_metadata, lock, Cluster, ClusterOptions, Unsupported};
 
 /// How to install the broker when it is missing. `libsql` gives the SQLite storage
 /// engine; `dynostore` the in-memory one.
@@ -102,10 +102,6 @@ pub fn tansu_binary() -> Result<PathBuf> {
         .with_context(|| {
             format!("broker process:tansu needs the tansu binary (0.6.0), which is not installed: run `{TANSU_INSTALL}` or set TANSU_BIN")
         })
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl TansuProcess {

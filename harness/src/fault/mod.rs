@@ -179,26 +179,26 @@ impl<'a> Executor<'a> {
                 self.progress(&format!("{member} stalled for {ms} ms"));
             }
             Step::BrokerBounce { broker, ms } => {
-                if let Err(e) = self.cluster.broker_down(*broker) {
-                    return Ok(StepOutcome::Skipped(e.to_string()));
+                let down = self
+                    .broker_fault(*broker, *ms, BrokerFault::Down, || {
+                        inject(Some(&format!("broker-{broker}")))
+                    })
+                    .await?;
+                if let Err(unsupported) = down {
+                    return Ok(StepOutcome::Skipped(unsupported.to_string()));
                 }
-                inject(Some(&format!("broker-{broker}")));
-                tokio::time::sleep(Duration::from_millis(*ms)).await;
-                self.cluster
-                    .broker_up(*broker)
-                    .map_err(anyhow::Error::new)?;
                 heal();
                 self.progress(&format!("broker {broker} down for {ms} ms"));
             }
             Step::BrokerPause { broker, ms } => {
-                if let Err(e) = self.cluster.pause_broker(*broker) {
-                    return Ok(StepOutcome::Skipped(e.to_string()));
+                let paused = self
+                    .broker_fault(*broker, *ms, BrokerFault::Pause, || {
+                        inject(Some(&format!("broker-{broker}")))
+                    })
+                    .await?;
+                if let Err(unsupported) = paused {
+                    return Ok(StepOutcome::Skipped(unsupported.to_string()));
                 }
-                inject(Some(&format!("broker-{broker}")));
-                tokio::time::sleep(Duration::from_millis(*ms)).await;
-                self.cluster
-                    .resume_broker(*broker)
-                    .map_err(anyhow::Error::new)?;
                 heal();
                 self.progress(&format!("broker {broker} paused for {ms} ms"));
             }
@@ -293,6 +293,33 @@ impl<'a> Executor<'a> {
                 "{fault} needs the driver capability `{capability}`; {member}'s driver announced {caps:?}"
             )
         })
+    }
+
+    /// Takes `broker` down or pauses it for `ms`, then brings it back; or why this
+    /// cluster cannot (nothing was injected). Failing to bring it back is an error.
+    async fn broker_fault(
+        &self,
+        broker: i32,
+        ms: u64,
+        fault: BrokerFault,
+        inject: impl FnOnce(),
+    ) -> Result<Result<(), Unsupported>> {
+        let started = match fault {
+            BrokerFault::Down => self.cluster.broker_down(broker),
+            BrokerFault::Pause => self.cluster.pause_broker(broker),
+        };
+        if let Err(unsupported) = started {
+            return Ok(Err(unsupported));
+        }
+        inject();
+        // The fault's own duration: a schedule, not a wait for the system.
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        match fault {
+            BrokerFault::Down => self.cluster.broker_up(broker),
+            BrokerFault::Pause => self.cluster.resume_broker(broker),
+        }
+        .map_err(anyhow::Error::new)?;
+        Ok(Ok(()))
     }
 
     /// Installs `rules` on every proxy for `ms`, then removes them; returns the frames
@@ -479,4 +506,13 @@ async fn await_startup(recorder: &Recorder, names: &[String], log_dir: &Path) ->
         );
     }
     Ok(())
+}
+
+/// The two ways a broker fault takes a broker out of service.
+#[derive(Clone, Copy)]
+enum BrokerFault {
+    /// Stopped (refuses connections; a real broker is killed) until brought up.
+    Down,
+    /// Frozen with its connections open until resumed.
+    Pause,
 }
