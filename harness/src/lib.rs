@@ -3,10 +3,13 @@
 //! Data flows one way: scenario -> cluster + network + producer + drivers -> history -> check ->
 //! report. See DESIGN.md for the contract.
 
+pub mod chaos;
 pub mod check;
 pub mod client;
 pub mod cluster;
+pub mod driver_check;
 pub mod fault;
+pub mod gate;
 pub mod history;
 pub mod images;
 pub mod matrix;

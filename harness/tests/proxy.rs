@@ -639,6 +639,31 @@ async fn blackhole_of_one_api_lets_others_overtake() {
     assert_eq!(broker.received_from("c"), [2, 4, 1, 3]);
 }
 
+// (e') a stall: from the first heartbeat on, everything behind it waits, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_holds_everything_behind_its_first_frame_in_order() {
+    let (broker, proxy) = setup().await;
+    let mut client = Client::connect(&proxy, "c").await;
+    let rule = proxy.add_rule(Rule::stall_from(api::HEARTBEAT));
+    client.send(api::METADATA, 1).await;
+    assert_eq!(
+        client.recv().await.0,
+        1,
+        "before the first heartbeat, frames pass"
+    );
+    client.send(api::HEARTBEAT, 2).await;
+    client.send(api::METADATA, 3).await;
+    client.send(api::OFFSET_COMMIT, 4).await;
+    stats_reach(&proxy, rule, "three frames held", |s| s.frames_held == 3).await;
+    assert_eq!(broker.received_from("c"), [1]);
+    proxy.remove_rule(rule);
+    for corr in 2..=4 {
+        assert_eq!(client.recv().await.0, corr, "delivered in order on heal");
+    }
+    assert_eq!(broker.received_from("c"), [1, 2, 3, 4]);
+    client.round_trip(api::HEARTBEAT, 5).await;
+}
+
 // (f)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_closes_matching_connections_old_and_new() {

@@ -59,7 +59,7 @@ pub fn run_builtin(
     let dir = report_dir(test);
     let cfg = RunConfig {
         scenario: Scenario::builtin(scenario).expect("built-in scenario"),
-        protocol: protocol.to_owned(),
+        protocol: protocol.parse().expect("a protocol"),
         broker: "mock".to_owned(),
         report_dir: dir.clone(),
         driver: driver.map(|d| DriverCommand::parse(d).expect("driver command")),

@@ -27,7 +27,7 @@ fn assert_cannot_run(o: &Output, needle: &str) {
 fn unknown_scenario_protocol_and_broker_are_named() {
     assert_cannot_run(
         &harness(&["run", "--scenario", "nope"]),
-        "unknown scenario 'nope': built-in scenarios are seed, crash, leave",
+        "unknown scenario 'nope': built-in scenarios are seed, driver-check, crash, leave",
     );
     assert_cannot_run(
         &harness(&["run", "--protocol", "sticky"]),
@@ -183,12 +183,10 @@ fn a_foreign_driver_passes_the_seed_scenario() {
         "this test needs Python's confluent-kafka: pip install confluent-kafka (.ci/run does)"
     );
     let dir = report_dir("foreign_driver");
-    let driver = format!(
-        "python3 {}",
-        workspace()
-            .join("fixtures/clients/python-confluent/driver.py")
-            .display()
-    );
+    let driver = workspace()
+        .join("fixtures/clients/python-confluent/run")
+        .display()
+        .to_string();
     let o = harness(&[
         "run",
         "--scenario",
@@ -250,7 +248,7 @@ fn the_matrix_writes_matrix_json_and_fails_on_a_failing_cell() {
     assert_eq!(o.status.code(), Some(1), "{stdout}\n{}", stderr(&o));
     assert!(stdout.contains("| pause-short"), "{stdout}");
     assert!(
-        stdout.contains("3 cells: 1 pass, 0 known deviation, 1 skipped, 1 FAIL"),
+        stdout.contains("3 cells: 1 pass, 0 known deviation, 0 client finding, 1 skipped, 1 FAIL"),
         "{stdout}"
     );
     let cells: serde_json::Value =
@@ -275,4 +273,102 @@ fn the_matrix_writes_matrix_json_and_fails_on_a_failing_cell() {
     let report = std::path::PathBuf::from(join["report"].as_str().unwrap());
     assert!(report.join("verdict.json").is_file(), "{report:?}");
     assert!(report.join("history.jsonl").is_file(), "{report:?}");
+    // index.html links every cell's report by a path relative to it, and each one exists.
+    let index = std::fs::read_to_string(out.join("index.html")).expect("index.html");
+    for fault in ["pause-short", "partition-increase", "join"] {
+        let link = format!("{fault}/eager-range/report.html");
+        assert!(index.contains(&link), "index.html lacks {link}");
+        assert!(out.join(&link).is_file(), "{link} is not written");
+    }
+}
+
+/// `harness driver-check` on a driver with a planted bug lists what breaks, with the
+/// evidence, and exits 1; on the reference driver it exits 0.
+#[test]
+fn driver_check_lists_how_a_driver_breaks_the_protocol() {
+    let dir = report_dir("driver_check_bug");
+    let driver = format!(
+        "{} --bug gap-in-batch",
+        bin("verifiable-consumer").display()
+    );
+    let o = harness(&[
+        "driver-check",
+        "--driver",
+        &driver,
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{}", stderr(&o));
+    assert!(stdout.contains("problem(s)"), "{stdout}");
+    assert!(stdout.contains("inside one batch"), "{stdout}");
+    assert!(dir.join("history.jsonl").is_file());
+
+    let dir = report_dir("driver_check_clean");
+    let o = harness(&[
+        "driver-check",
+        "--driver",
+        bin("verifiable-consumer").to_str().unwrap(),
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", stderr(&o));
+    assert!(stdout.contains("keeps the driver protocol"), "{stdout}");
+}
+
+/// A member that dies on its own (exit code 1, a client exception on stderr) is named in
+/// the verdict with its exit code and the end of its stderr, and the run does not wait
+/// out its deadline for a group that can no longer settle.
+#[test]
+fn a_member_that_dies_is_named_at_once() {
+    let dir = report_dir("member_dies");
+    let driver = format!(
+        "{} {} 4",
+        workspace()
+            .join("fixtures/clients/broken/dies-mid-run.sh")
+            .display(),
+        bin("verifiable-consumer").display()
+    );
+    let o = harness(&[
+        "run",
+        "--scenario",
+        "seed",
+        "--protocol",
+        "eager-range",
+        "--report-dir",
+        dir.to_str().unwrap(),
+        "--driver",
+        &driver,
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{}", stderr(&o));
+    assert!(stdout.contains("members_alive"), "{stdout}");
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("verdict.json")).unwrap()).unwrap();
+    let died: Vec<&serde_json::Value> = verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "members_alive")
+        .flat_map(|c| c["violations"].as_array().unwrap())
+        .collect();
+    assert!(!died.is_empty(), "{verdict}");
+    let message = died[0]["message"].as_str().unwrap();
+    assert!(message.contains("exit code 1"), "{message}");
+    assert!(message.contains("simulated client failure"), "{message}");
+    // The wait ended when the members died, not at its 60 s deadline: measured on the
+    // history's own clock, from the first death to the end of production.
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let ts = |name: &str| {
+        history
+            .lines()
+            .filter(|l| l.contains(&format!("\"name\":\"{name}\"")))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["ts"].as_u64())
+            .min()
+            .unwrap()
+    };
+    let waited = ts("production_stopped") - ts("member_exited");
+    assert!(waited < 20_000, "waited {waited} ms after the first death");
 }

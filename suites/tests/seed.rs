@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use harness::check::{self, Outcome};
 use harness::history::read_history;
+use harness::history::{FaultKind, Rule};
 use harness::scenario::Budgets;
 use suites::run_builtin;
 
@@ -31,8 +32,8 @@ fn seed(protocol: &str, test: &str) {
     let budgets = Budgets::builtin()
         .resolve(
             "mock",
-            protocol,
-            ["crash"],
+            protocol.parse().unwrap(),
+            [FaultKind::Crash],
             &harness::scenario::Scenario::builtin("seed")
                 .unwrap()
                 .consumer,
@@ -40,19 +41,19 @@ fn seed(protocol: &str, test: &str) {
         .unwrap();
     let crash = &m.faults[0];
     assert_eq!(
-        (crash.kind.as_str(), crash.target.as_deref()),
-        ("crash", Some("C2"))
+        (crash.kind, crash.target.as_deref()),
+        (FaultKind::Crash, Some("C2"))
     );
     let detection = crash.detection_ms.expect("the group reacted to the crash");
     assert!(
-        detection >= budgets["crash"].detection_min_ms,
+        detection >= budgets[&FaultKind::Crash].detection_min_ms,
         "premature detection {detection} ms: {summary}"
     );
     let recovery = crash
         .recovery_ms
         .expect("the group recovered from the crash");
     assert!(
-        recovery <= budgets["crash"].recovery_max_ms,
+        recovery <= budgets[&FaultKind::Crash].recovery_max_ms,
         "recovery {recovery} ms: {summary}"
     );
 
@@ -61,11 +62,7 @@ fn seed(protocol: &str, test: &str) {
 
     // The protocol rule ran and held (cooperative: survivors never revoke what they keep;
     // eager: everyone revokes everything).
-    let protocol_check = v
-        .checks
-        .iter()
-        .find(|c| c.name == "protocol")
-        .expect("protocol check");
+    let protocol_check = v.check(Rule::Protocol).expect("protocol check");
     assert!(protocol_check.passed, "{summary}");
     if protocol.contains("cooperative") {
         assert!(crash.stop_the_world_members.is_empty(), "{summary}");
@@ -127,7 +124,7 @@ fn seed_consumer_protocol_passes_or_shows_only_its_known_deviation() {
     for c in &v.checks {
         let waived = c.known_deviation.is_some();
         assert!(
-            c.passed || (c.name == "protocol" && waived),
+            c.passed || (c.name == Rule::Protocol && waived),
             "{}: {summary}",
             c.name
         );

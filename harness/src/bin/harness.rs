@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use harness::check::{self, Outcome, Verdict};
-use harness::client::{DriverCommand, PROTOCOLS};
+use harness::client::DriverCommand;
 use harness::cluster::{self, PRESETS};
 use harness::history::read_history;
+use harness::history::Protocol;
 use harness::matrix::{self, MatrixConfig};
 use harness::report;
 use harness::run::{self, RunConfig};
@@ -33,11 +33,56 @@ enum Command {
     Run(RunArgs),
     /// Run the protocol x fault conformance matrix; writes DIR/matrix.json.
     Matrix(MatrixArgs),
+    /// Run generated fault schedules; shrink the first that fails to DIR/minimal.toml.
+    Chaos(ChaosArgs),
+    /// Compare a candidate matrix with a baseline, cell by cell: exit 1 on a regression,
+    /// 2 when the two cannot be compared.
+    Gate {
+        /// The baseline matrix directory (its matrix.json and cells).
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The candidate matrix directory.
+        #[arg(long)]
+        candidate: PathBuf,
+        /// A latency or window may grow by this many ms...
+        #[arg(long, default_value_t = 3000)]
+        tolerance_ms: u64,
+        /// ...or this many percent of the baseline, whichever is larger.
+        #[arg(long, default_value_t = 50)]
+        tolerance_pct: u64,
+        /// Duplicates may grow by this many records (or the percentage).
+        #[arg(long, default_value_t = 200)]
+        tolerance_duplicates: u64,
+        /// Where gate.md and gate.json go. Default: the candidate directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Re-check a history offline and print its verdict.
     Check {
         /// A history.jsonl written by a run.
         history: PathBuf,
         /// Also write verdict.json and summary.md here.
+        #[arg(long)]
+        report_dir: Option<PathBuf>,
+        /// Exit non-zero for anything but a clean pass.
+        #[arg(long)]
+        strict: bool,
+        /// Judge with the known deviations shipped in this build
+        /// (fixtures/known-deviations.toml) instead of those the run recorded: to see what
+        /// an edit of the file does to old histories.
+        #[arg(long)]
+        shipped_deviations: bool,
+    },
+    /// Put a driver through a short scripted session on the embedded broker and list
+    /// every way its output breaks the driver protocol (docs/driver-protocol.md).
+    DriverCheck {
+        /// The driver: "CMD ARGS"; the driver protocol's flags are appended.
+        #[arg(long)]
+        driver: String,
+        #[arg(long, default_value = "eager-range")]
+        protocol: Protocol,
+        /// Where the session's history and verdict go. Default:
+        /// reports/driver-check-<unix time>.
         #[arg(long)]
         report_dir: Option<PathBuf>,
     },
@@ -73,19 +118,63 @@ struct MatrixArgs {
     report_dir: Option<PathBuf>,
     /// Protocols (columns); comma-separated. Default: every supported protocol.
     #[arg(long, value_delimiter = ',')]
-    protocols: Vec<String>,
+    protocols: Vec<Protocol>,
     /// Fault scenarios (rows); comma-separated. Default: every catalogue scenario but
     /// the seed.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
-    /// Cells run at once. Default: the number of cores.
+    /// Cells run at once. Default: adaptive, starting at the number of cores and going
+    /// up to four times that while the harness's own timers keep time (down as soon as
+    /// a cell saw the machine starve).
     #[arg(long)]
     jobs: Option<usize>,
     #[command(flatten)]
     common: CommonArgs,
 }
 
-/// Flags shared by `run` and `matrix`.
+#[derive(Args)]
+struct ChaosArgs {
+    #[arg(long, default_value = "mock")]
+    broker: String,
+    /// Protocols, taken in turn by successive runs. Default: every supported protocol.
+    #[arg(long, value_delimiter = ',')]
+    protocols: Vec<Protocol>,
+    /// How many schedules to run.
+    #[arg(long, required_unless_present = "for_")]
+    runs: Option<usize>,
+    /// Or for how long: 90s, 30m, 2h.
+    #[arg(long = "for", value_parser = parse_duration)]
+    for_: Option<std::time::Duration>,
+    /// Where reports go (DIR/chaos.json, DIR/runs/, DIR/minimal.toml). Default:
+    /// reports/chaos-<unix time>.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+    /// Re-runs the shrinker may spend on a failing schedule (0: no shrinking).
+    #[arg(long, default_value_t = 30)]
+    shrink_runs: usize,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// "90s", "30m", "2h" (or plain seconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?}: the unit is s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Flags shared by `run`, `matrix` and `chaos`.
 #[derive(Args, Clone)]
 struct CommonArgs {
     /// Use this driver instead of the reference one: "CMD ARGS"; the driver protocol's
@@ -97,6 +186,15 @@ struct CommonArgs {
     /// A budgets file instead of the shipped fixtures/budgets.toml.
     #[arg(long)]
     budgets: Option<PathBuf>,
+    /// Exit non-zero for anything but a clean pass (skipped, known deviations and
+    /// client findings included): for release gates that must not go green on what did
+    /// not run.
+    #[arg(long)]
+    strict: bool,
+    /// Produce at this many records per second instead of the scenario's rate (up to
+    /// 50000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    rate: Option<u32>,
 }
 
 #[derive(Args)]
@@ -109,7 +207,7 @@ struct RunArgs {
     scenario_file: Option<PathBuf>,
     /// Protocol(s) to run; repeat or comma-separate. Default: every supported protocol.
     #[arg(long, value_delimiter = ',')]
-    protocol: Vec<String>,
+    protocol: Vec<Protocol>,
     #[arg(long, default_value = "mock")]
     broker: String,
     /// Where reports go. Default: reports/run-<unix time>.
@@ -140,13 +238,50 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => run_command(args),
         Command::Matrix(args) => matrix_command(args),
+        Command::Chaos(args) => chaos_command(args),
+        Command::Gate {
+            baseline,
+            candidate,
+            tolerance_ms,
+            tolerance_pct,
+            tolerance_duplicates,
+            out,
+        } => {
+            let tolerance = harness::gate::Tolerance {
+                ms: tolerance_ms,
+                pct: tolerance_pct,
+                duplicates: tolerance_duplicates,
+            };
+            let out = out.unwrap_or_else(|| candidate.clone());
+            match harness::gate::compare(&baseline, &candidate, tolerance) {
+                Ok(report) => {
+                    print!("{}", harness::gate::markdown(&report));
+                    if let Err(e) = harness::gate::write(&out, &report) {
+                        eprintln!("error: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                    if let Some(why) = &report.reason {
+                        eprintln!("error: not comparable: {why}");
+                    }
+                    return ExitCode::from(report.exit_code());
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Check {
             history,
             report_dir,
-        } => check_command(&history, report_dir.as_deref()),
+            strict,
+            shipped_deviations,
+        } => check_command(&history, report_dir.as_deref(), strict, shipped_deviations),
+        Command::DriverCheck {
+            driver,
+            protocol,
+            report_dir,
+        } => driver_check_command(&driver, protocol, report_dir),
         Command::List => {
             println!("scenarios: {}", scenario::catalogue().join(", "));
-            println!("protocols: {}", PROTOCOLS.join(", "));
+            println!("protocols: {}", Protocol::names());
             println!("brokers:   {}", cluster::brokers().join(", "));
             for p in PRESETS {
                 println!("  container:{:<10} {}  ({})", p.name, p.image, p.about);
@@ -167,27 +302,93 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_command(history: &std::path::Path, report_dir: Option<&std::path::Path>) -> Result<bool> {
-    let records = read_history(history)?;
+fn check_command(
+    history: &std::path::Path,
+    report_dir: Option<&std::path::Path>,
+    strict: bool,
+    shipped_deviations: bool,
+) -> Result<bool> {
+    let mut records = read_history(history)?;
+    if shipped_deviations {
+        use harness::history::Event;
+        let faults: Vec<_> = records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::FaultInjected(f) => Some(f.kind),
+                _ => None,
+            })
+            .collect();
+        for r in &mut records {
+            if let Event::RunStarted(info) = &mut r.event {
+                info.known_deviations = scenario::known_deviations(
+                    &info.broker,
+                    info.protocol,
+                    faults.iter().copied(),
+                )?;
+            }
+        }
+    }
     let verdict = check::check(&records);
     if let Some(dir) = report_dir {
         report::write(dir, &verdict)?;
+        report::write_page(dir, &verdict, &check::Model::build(&records))?;
     }
     print!("{}", report::summary(&verdict));
-    Ok(verdict.outcome != Outcome::Fail)
+    Ok(verdict.outcome.exits_zero(strict))
 }
 
-/// Protocols named on the command line (all when none), each checked.
-fn protocols_arg(given: &[String]) -> Result<Vec<String>> {
-    let protocols: Vec<String> = if given.is_empty() {
-        PROTOCOLS.iter().map(|p| p.to_string()).collect()
+fn driver_check_command(
+    driver: &str,
+    protocol: Protocol,
+    report_dir: Option<PathBuf>,
+) -> Result<bool> {
+    let driver = DriverCommand::parse(driver)?;
+    let report_dir = report_dir.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "reports/driver-check-{}",
+            harness::history::now_ms() / 1000
+        ))
+    });
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let cfg = harness::driver_check::Config {
+        driver,
+        protocol,
+        report_dir: report_dir.clone(),
+    };
+    let report = runtime.block_on(async {
+        tokio::select! {
+            r = harness::driver_check::run(cfg) => r,
+            why = interrupted() => bail!("{why}; the history so far is in {}", report_dir.display()),
+        }
+    })?;
+    if report.problems.is_empty() {
+        println!(
+            "driver-check: the driver keeps the driver protocol (session in {})",
+            report_dir.display()
+        );
+    } else {
+        println!(
+            "driver-check: {} problem(s) (session in {}):",
+            report.problems.len(),
+            report_dir.display()
+        );
+        for p in &report.problems {
+            println!("  - {p}");
+        }
+    }
+    for n in &report.notes {
+        println!("  note: {n}");
+    }
+    Ok(report.problems.is_empty())
+}
+
+/// Protocols named on the command line (all when none).
+fn protocols_arg(given: &[Protocol]) -> Vec<Protocol> {
+    if given.is_empty() {
+        Protocol::ALL.to_vec()
     } else {
         given.to_vec()
-    };
-    for p in &protocols {
-        harness::client::protocol_flags(p)?;
     }
-    Ok(protocols)
 }
 
 fn broker_arg(broker: &str) -> Result<()> {
@@ -221,16 +422,17 @@ fn common_args(c: &CommonArgs) -> Result<(Option<DriverCommand>, Budgets, u64)> 
 }
 
 fn matrix_command(args: MatrixArgs) -> Result<bool> {
-    let protocols = protocols_arg(&args.protocols)?;
+    let protocols = protocols_arg(&args.protocols);
     broker_arg(&args.broker)?;
     let faults = if args.faults.is_empty() {
         matrix::default_faults()
     } else {
         args.faults.clone()
     };
-    for f in &faults {
-        Scenario::builtin(f)?;
-    }
+    let rows = faults
+        .iter()
+        .map(|f| matrix::Row::builtin(f))
+        .collect::<Result<Vec<_>>>()?;
     let (driver, budgets, seed) = common_args(&args.common)?;
     let report_dir = args.report_dir.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -238,13 +440,18 @@ fn matrix_command(args: MatrixArgs) -> Result<bool> {
             harness::history::now_ms() / 1000
         ))
     });
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let jobs = match args.jobs {
+        Some(n) => harness::matrix::Jobs::Fixed(n),
+        None => harness::matrix::Jobs::Auto {
+            start: cores,
+            max: cores * 4,
+        },
+    };
     eprintln!(
-        "matrix: {} faults x {} protocols on {}, {jobs} at a time, seed {seed}, reports in {}",
+        "matrix: {} faults x {} protocols on {}, {jobs:?} at a time, seed {seed}, reports in {}",
         faults.len(),
         protocols.len(),
         args.broker,
@@ -253,13 +460,14 @@ fn matrix_command(args: MatrixArgs) -> Result<bool> {
     let cfg = MatrixConfig {
         broker: args.broker.clone(),
         protocols,
-        faults,
+        rows,
         report_dir: report_dir.clone(),
         jobs,
         driver,
         driver_arg: args.common.driver.clone(),
         seed,
         budgets,
+        rate: args.common.rate,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let cells = runtime.block_on(async {
@@ -277,11 +485,93 @@ fn matrix_command(args: MatrixArgs) -> Result<bool> {
         "matrix.json and each cell's reports are in {}",
         report_dir.display()
     );
-    Ok(cells.iter().all(|c| c.outcome != "fail"))
+    Ok(cells
+        .iter()
+        .all(|c| c.outcome.exits_zero(args.common.strict)))
+}
+
+fn chaos_command(args: ChaosArgs) -> Result<bool> {
+    let protocols = protocols_arg(&args.protocols);
+    broker_arg(&args.broker)?;
+    let (driver, budgets, seed) = common_args(&args.common)?;
+    let report_dir = args.report_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "reports/chaos-{}",
+            harness::history::now_ms() / 1000
+        ))
+    });
+    eprintln!(
+        "chaos: {} on {}, seed {seed}, protocols {}, reports in {}",
+        match (args.runs, args.for_) {
+            (Some(n), _) => format!("{n} runs"),
+            (None, Some(d)) => format!("runs for {} s", d.as_secs()),
+            (None, None) => unreachable!("clap requires one"),
+        },
+        args.broker,
+        protocols
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        report_dir.display()
+    );
+    let cfg = harness::chaos::ChaosConfig {
+        broker: args.broker.clone(),
+        protocols,
+        driver,
+        driver_arg: args.common.driver.clone(),
+        runs: args.runs,
+        duration: args.for_,
+        seed,
+        report_dir: report_dir.clone(),
+        rate: args.common.rate,
+        shrink_runs: args.shrink_runs,
+        budgets,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        tokio::select! {
+            r = harness::chaos::run(cfg) => r,
+            why = interrupted() => bail!("{why}; the runs so far are in {}", report_dir.display()),
+        }
+    })?;
+    let count = |o: Outcome| report.runs.iter().filter(|r| r.outcome == o).count();
+    println!(
+        "chaos: {} runs: {} pass, {} known deviation, {} client finding, {} skipped, {} FAIL (chaos.json in {})",
+        report.runs.len(),
+        count(Outcome::Pass),
+        count(Outcome::KnownDeviation),
+        count(Outcome::ClientFinding),
+        count(Outcome::Skipped),
+        count(Outcome::Fail),
+        report_dir.display()
+    );
+    if let Some(failed) = report.failed() {
+        println!(
+            "run {} failed: {} (reports in {})",
+            failed.index + 1,
+            failed.failing.join(", "),
+            failed.report.display()
+        );
+        if let Some(s) = &report.shrink {
+            println!(
+                "shrunk from {} to {} faults in {} re-runs: {}\nreplay: {}",
+                s.faults_before,
+                s.faults_after,
+                s.reruns,
+                s.minimal.display(),
+                s.replay
+            );
+        }
+    }
+    Ok(report
+        .runs
+        .iter()
+        .all(|r| r.outcome.exits_zero(args.common.strict)))
 }
 
 fn run_command(args: RunArgs) -> Result<bool> {
-    let (scenario, scenario_flag) = match (&args.scenario, &args.scenario_file) {
+    let (mut scenario, scenario_flag) = match (&args.scenario, &args.scenario_file) {
         (_, Some(f)) => (
             Scenario::load(f)?,
             format!("--scenario-file {}", f.display()),
@@ -293,6 +583,7 @@ fn run_command(args: RunArgs) -> Result<bool> {
         (Some(meant), true) => meant.clone(),
         (Some(meant), false) => {
             if let Some(p) = args.protocol.iter().find(|p| !meant.contains(p)) {
+                let meant: Vec<&str> = meant.iter().map(|p| p.as_str()).collect();
                 bail!(
                     "scenario {} is meant for {}, not {p}",
                     scenario.name,
@@ -301,99 +592,144 @@ fn run_command(args: RunArgs) -> Result<bool> {
             }
             args.protocol.clone()
         }
-        (None, _) => protocols_arg(&args.protocol)?,
+        (None, _) => protocols_arg(&args.protocol),
     };
     broker_arg(&args.broker)?;
     let (driver, budgets, seed) = common_args(&args.common)?;
+    if let Some(rate) = args.common.rate {
+        scenario.rate_per_sec = rate;
+    }
     let base = args.report_dir.clone().unwrap_or_else(|| {
         PathBuf::from(format!("reports/run-{}", harness::history::now_ms() / 1000))
     });
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let mut rows = Vec::new();
-    for protocol in &protocols {
-        let dir = if protocols.len() == 1 {
-            base.clone()
-        } else {
-            base.join(format!("{}-{protocol}", scenario.name))
-        };
+    if let [protocol] = protocols[..] {
         let mut replay = format!(
             "harness run {scenario_flag} --protocol {protocol} --broker {} --seed {seed} --report-dir {}",
             args.broker,
-            dir.display()
+            base.display()
         );
         if let Some(d) = &args.common.driver {
             replay.push_str(&format!(" --driver {}", shell_words::quote(d)));
         }
+        if let Some(rate) = args.common.rate {
+            replay.push_str(&format!(" --rate {rate}"));
+        }
         eprintln!("replay: {replay}");
         let cfg = RunConfig {
-            scenario: scenario.clone(),
-            protocol: protocol.clone(),
+            scenario,
+            protocol,
             broker: args.broker.clone(),
-            report_dir: dir.clone(),
-            driver: driver.clone(),
+            report_dir: base.clone(),
+            driver,
             seed,
-            budgets: budgets.clone(),
+            budgets,
             replay,
         };
-        let started = Instant::now();
         let verdict = runtime.block_on(async {
             tokio::select! {
                 v = run::run(cfg) => v,
-                why = interrupted() => bail!("{why}; the history so far is in {}", dir.display()),
+                why = interrupted() => bail!("{why}; the history so far is in {}", base.display()),
             }
         })?;
-        print_verdict(&verdict, &dir);
-        rows.push((protocol.clone(), verdict, started.elapsed().as_secs_f64()));
+        print_verdict(&verdict, &base);
+        return Ok(verdict.outcome.exits_zero(args.common.strict));
     }
-    if rows.len() > 1 {
-        print_table(&rows);
+    // Several protocols: one run each, at once (they mostly wait on session timeouts).
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let name = scenario.name.clone();
+    let cfg = MatrixConfig {
+        broker: args.broker.clone(),
+        protocols,
+        rows: vec![matrix::Row {
+            scenario,
+            replay_flag: scenario_flag,
+        }],
+        report_dir: base.clone(),
+        jobs: matrix::Jobs::Auto {
+            start: cores,
+            max: cores * 4,
+        },
+        driver,
+        driver_arg: args.common.driver.clone(),
+        seed,
+        budgets,
+        rate: args.common.rate,
+    };
+    let cells = runtime.block_on(async {
+        tokio::select! {
+            c = matrix::run(cfg) => c,
+            why = interrupted() => bail!("{why}; the histories so far are in {}", base.display()),
+        }
+    })?;
+    for c in &cells {
+        println!(
+            "{name} / {} / {}: {}  (reports in {})",
+            c.protocol,
+            args.broker,
+            c.outcome.label(),
+            c.report.display()
+        );
+        if !c.reason.is_empty() {
+            println!("  {}", c.reason.chars().take(400).collect::<String>());
+        }
     }
-    Ok(rows.iter().all(|(_, v, _)| v.outcome != Outcome::Fail))
+    print_table(&cells);
+    println!(
+        "\nevery report is in {} (index.html: the table, each cell linking its report)",
+        base.display()
+    );
+    Ok(cells
+        .iter()
+        .all(|c| c.outcome.exits_zero(args.common.strict)))
 }
 
 fn print_verdict(v: &Verdict, dir: &std::path::Path) {
-    let status = report::outcome_label(v.outcome);
     println!(
-        "{} / {} / {}: {status}  (reports in {})",
+        "{} / {} / {}: {}  (reports in {})",
         v.scenario,
-        v.protocol,
+        v.protocol.map_or("?", |p| p.as_str()),
         v.broker,
+        v.outcome.label(),
         dir.display()
     );
+    if let Some(why) = &v.skipped {
+        println!("  skipped: {why}");
+    }
     for c in v.failed_checks() {
         let tag = if c.known_deviation.is_some() {
-            " (known deviation)"
+            " (waived)"
         } else {
             ""
         };
         println!("  {}{tag}: {}", c.name, c.detail);
     }
+    for n in &v.notes {
+        println!("  note: {n}");
+    }
 }
 
-fn print_table(rows: &[(String, Verdict, f64)]) {
-    let ms = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+fn print_table(cells: &[matrix::CellResult]) {
+    let ms = |v: Option<&u64>| v.map_or("-".into(), |v| v.to_string());
     println!(
-        "\n{:<20} {:<9} {:>6} {:>6} {:>9} {:>10} {:>10} {:>7}",
+        "\n{:<20} {:<15} {:>6} {:>6} {:>9} {:>10} {:>10} {:>7}",
         "protocol", "verdict", "lost", "dups", "unexpl.", "detect ms", "recover ms", "wall s"
     );
-    for (p, v, wall) in rows {
-        let m = &v.metrics;
+    for c in cells {
+        let f = c.figures.clone().unwrap_or_default();
         println!(
-            "{:<20} {:<9} {:>6} {:>6} {:>9} {:>10} {:>10} {:>7.1}",
-            p,
-            match v.outcome {
-                Outcome::Pass => "pass",
-                Outcome::KnownDeviation => "known-dev",
-                Outcome::Skipped => "skipped",
-                Outcome::Fail => "FAIL",
-            },
-            m.lost,
-            m.duplicates,
-            m.duplicates_unexplained,
-            ms(m.detection_ms),
-            ms(m.recovery_ms),
-            wall
+            "{:<20} {:<15} {:>6} {:>6} {:>9} {:>10} {:>10} {:>7.1}",
+            c.protocol.as_str(),
+            c.outcome.as_str(),
+            f.lost,
+            f.duplicates,
+            f.duplicates_unexplained,
+            ms(f.detection_ms.values().next()),
+            ms(f.recovery_ms.values().next()),
+            c.wall_s
         );
     }
 }

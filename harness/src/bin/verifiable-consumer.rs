@@ -1,18 +1,22 @@
-//! The reference driver: a consumer on rdkafka speaking the driver protocol (Kafka's
-//! VerifiableConsumer flags and JSON events, see DESIGN.md).
+//! The reference driver: a consumer on rdkafka speaking the driver protocol
+//! (docs/driver-protocol.md: Kafka's VerifiableConsumer flags and JSON events).
 //!
-//! Discipline: poll a batch, report it (`records_consumed`), commitSync, repeat; in the
-//! revoke callback report and commit the batch in hand, then `partitions_revoked`.
-//! SIGTERM: commit, close (which revokes), `shutdown_complete`.
+//! Discipline: poll a batch, report it (`records_consumed`, with per-record `offsets`),
+//! commitSync, repeat; in the revoke callback report and commit the batch in hand, then
+//! `partitions_revoked`; in the lost callback report it without committing. SIGTERM or
+//! stdin EOF: close (which revokes, committing), `shutdown_complete`.
+//!
+//! `--bug NAME` plants a client bug, so tests can prove the oracle catches it (off by
+//! default; see `Bug`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
@@ -22,7 +26,7 @@ use serde_json::{json, Value};
 #[derive(Parser, Debug)]
 #[command(
     name = "verifiable-consumer",
-    about = "Reference driver for the harness (driver protocol)"
+    about = "Reference driver for the harness (docs/driver-protocol.md)"
 )]
 struct Args {
     #[arg(long = "bootstrap-server")]
@@ -53,7 +57,37 @@ struct Args {
     max_messages: i64,
     #[arg(long)]
     verbose: bool,
+    /// Plant a client bug (repeat or comma-separate): the oracle must catch each.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    bug: Vec<Bug>,
 }
+
+/// Client bugs the driver can plant. Each misbehaves on every `BUG_EVERY`-th batch (or
+/// at every chance, for those tied to rebalances), so a short run shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Bug {
+    /// A batch is committed but never reported processed.
+    DropBatch,
+    /// Commits 10 offsets past what it processed.
+    CommitAhead,
+    /// Commits only every tenth batch, and never in the revoke callback.
+    NoRevokeCommit,
+    /// Goes on reporting records of partitions it reported lost.
+    ZombieAfterLost,
+    /// Commits the old positions of partitions revoked from it.
+    StaleCommit,
+    /// Commits only every tenth batch, and not when it closes on SIGTERM.
+    SkipCloseCommit,
+    /// Reports a batch twice.
+    ReplayBatch,
+    /// Inside one batch, delivers one offset twice and skips another.
+    GapInBatch,
+}
+
+/// How often the batch-level bugs strike.
+const BUG_EVERY: u64 = 20;
+/// How long a zombie-after-lost driver keeps reporting a lost partition.
+const ZOMBIE_FOR: Duration = Duration::from_secs(5);
 
 /// Maps Kafka's assignor class names to librdkafka's names.
 fn assignor(name: &str) -> &str {
@@ -91,15 +125,48 @@ fn partitions_json(tpl: &TopicPartitionList) -> Value {
     )
 }
 
-/// Records consumed since the last report, per (topic, partition): (min, max, count).
-#[derive(Default)]
-struct Batch {
-    ranges: BTreeMap<(String, i32), (i64, i64, u64)>,
+type Tp = (String, i32);
+
+/// The offsets of one partition delivered since the last report, as inclusive ranges
+/// in delivery order.
+#[derive(Default, Clone)]
+struct Delivered {
+    ranges: Vec<(i64, i64)>,
+    count: u64,
+}
+
+impl Delivered {
+    fn push(&mut self, offset: i64) {
+        match self.ranges.last_mut() {
+            Some(r) if r.1 + 1 == offset => r.1 = offset,
+            _ => self.ranges.push((offset, offset)),
+        }
+        self.count += 1;
+    }
+    fn min(&self) -> i64 {
+        self.ranges.iter().map(|r| r.0).min().unwrap_or(0)
+    }
+    fn max(&self) -> i64 {
+        self.ranges.iter().map(|r| r.1).max().unwrap_or(0)
+    }
+    /// The position after the batch: the last delivered offset + 1.
+    fn end(&self) -> i64 {
+        self.ranges.last().map_or(0, |r| r.1 + 1)
+    }
 }
 
 struct DriverContext {
-    batch: Mutex<Batch>,
+    batch: Mutex<BTreeMap<Tp, Delivered>>,
     autocommit: bool,
+    bugs: BTreeSet<Bug>,
+    /// Batches reported so far (the bugs strike on some of them).
+    batches: AtomicU64,
+    /// Set once SIGTERM or stdin EOF asked for a clean shutdown.
+    closing: Arc<AtomicBool>,
+    /// Bug state: positions of partitions revoked from it (stale-commit) and of
+    /// partitions it lost (zombie-after-lost).
+    revoked: Mutex<BTreeMap<Tp, i64>>,
+    lost: Mutex<BTreeMap<Tp, (i64, Instant)>>,
 }
 
 impl ClientContext for DriverContext {
@@ -109,42 +176,91 @@ impl ClientContext for DriverContext {
 }
 
 impl DriverContext {
-    /// Reports the batch in hand and, unless the assignment was lost, commits it.
+    fn bug(&self, b: Bug) -> bool {
+        self.bugs.contains(&b)
+    }
+
+    /// Reports the batch in hand and, when `commit`, commits it.
     fn finish_batch(&self, consumer: &BaseConsumer<DriverContext>, commit: bool) {
-        let ranges = std::mem::take(&mut self.batch.lock().expect("batch lock").ranges);
-        if ranges.is_empty() {
+        let batch = std::mem::take(&mut *self.batch.lock().expect("batch lock"));
+        if batch.is_empty() {
             return;
         }
-        let count: u64 = ranges.values().map(|r| r.2).sum();
-        let parts: Vec<Value> = ranges
-            .iter()
-            .map(|((t, p), (lo, hi, n))| json!({"topic": t, "partition": p, "count": n, "minOffset": lo, "maxOffset": hi}))
-            .collect();
-        emit(
-            "records_consumed",
-            json!({"count": count, "partitions": parts}),
-        );
-        if !commit || self.autocommit {
+        let n = self.batches.fetch_add(1, Ordering::SeqCst) + 1;
+        let strikes = n % BUG_EVERY == 0;
+        let mut reported = batch.clone();
+        if strikes && self.bug(Bug::GapInBatch) {
+            // One offset delivered twice, the one before it never: count and span as
+            // before, so only per-record evidence shows it.
+            if let Some(d) = reported.values_mut().find(|d| d.count >= 3) {
+                let (lo, hi) = (d.min(), d.max());
+                d.ranges = vec![(lo, hi - 2), (hi, hi), (hi, hi)];
+            }
+        }
+        if !(strikes && self.bug(Bug::DropBatch)) {
+            report(&reported);
+            if strikes && self.bug(Bug::ReplayBatch) {
+                report(&reported);
+            }
+        }
+        let rare = self.bug(Bug::NoRevokeCommit) || self.bug(Bug::SkipCloseCommit);
+        if !commit || self.autocommit || (rare && n % 10 != 0) {
             return;
         }
-        let mut tpl = TopicPartitionList::new();
-        for ((t, p), (_, hi, _)) in &ranges {
-            let _ = tpl.add_partition_offset(t, *p, Offset::Offset(hi + 1));
-        }
-        let offsets: Vec<Value> = ranges
+        let ahead = if strikes && self.bug(Bug::CommitAhead) {
+            10
+        } else {
+            0
+        };
+        let mut positions: Vec<(Tp, i64)> = batch
             .iter()
-            .map(|((t, p), (_, hi, _))| json!({"topic": t, "partition": p, "offset": hi + 1}))
+            .map(|(tp, d)| (tp.clone(), d.end() + ahead))
             .collect();
-        match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => emit(
-                "offsets_committed",
-                json!({"offsets": offsets, "success": true}),
-            ),
-            Err(e) => emit(
-                "offsets_committed",
-                json!({"offsets": offsets, "success": false, "error": e.to_string()}),
-            ),
+        if self.bug(Bug::StaleCommit) {
+            let revoked = self.revoked.lock().expect("revoked lock");
+            positions.extend(revoked.iter().map(|(tp, o)| (tp.clone(), *o)));
         }
+        commit_positions(consumer, &positions);
+    }
+}
+
+/// Prints one `records_consumed` for the batch.
+fn report(batch: &BTreeMap<Tp, Delivered>) {
+    let count: u64 = batch.values().map(|d| d.count).sum();
+    let parts: Vec<Value> = batch
+        .iter()
+        .map(|((t, p), d)| {
+            json!({"topic": t, "partition": p, "count": d.count, "minOffset": d.min(),
+                   "maxOffset": d.max(), "offsets": d.ranges})
+        })
+        .collect();
+    emit(
+        "records_consumed",
+        json!({"count": count, "partitions": parts}),
+    );
+}
+
+/// commitSync of the given positions, reported as `offsets_committed`.
+fn commit_positions(consumer: &BaseConsumer<DriverContext>, positions: &[(Tp, i64)]) {
+    let mut tpl = TopicPartitionList::new();
+    for ((t, p), o) in positions {
+        let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
+    }
+    let offsets: Vec<Value> = positions
+        .iter()
+        .map(|((t, p), o)| json!({"topic": t, "partition": p, "offset": o}))
+        .collect();
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => emit(
+            "offsets_committed",
+            json!({"offsets": offsets, "success": true}),
+        ),
+        // The error names librdkafka's code (RebalanceInProgress, ...): the harness
+        // classifies definite and indeterminate failures from it.
+        Err(e) => emit(
+            "offsets_committed",
+            json!({"offsets": offsets, "success": false, "error": e.to_string()}),
+        ),
     }
 }
 
@@ -152,7 +268,18 @@ impl ConsumerContext for DriverContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let lost = consumer.assignment_lost();
-            self.finish_batch(consumer, !lost);
+            let skip = self.bug(Bug::NoRevokeCommit)
+                || (self.bug(Bug::SkipCloseCommit) && self.closing.load(Ordering::SeqCst));
+            if skip {
+                // Report what was processed, commit nothing.
+                let batch = std::mem::take(&mut *self.batch.lock().expect("batch lock"));
+                if !batch.is_empty() {
+                    report(&batch);
+                }
+            } else {
+                self.finish_batch(consumer, !lost);
+            }
+            self.remember_positions(consumer, tpl, lost);
             let name = if lost {
                 "partitions_lost"
             } else {
@@ -164,12 +291,65 @@ impl ConsumerContext for DriverContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => emit(
-                "partitions_assigned",
-                json!({"partitions": partitions_json(tpl)}),
-            ),
+            Rebalance::Assign(tpl) => {
+                let mut revoked = self.revoked.lock().expect("revoked lock");
+                for e in tpl.elements() {
+                    revoked.remove(&(e.topic().to_owned(), e.partition()));
+                }
+                emit(
+                    "partitions_assigned",
+                    json!({"partitions": partitions_json(tpl)}),
+                );
+            }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => eprintln!("rebalance error: {e}"),
+        }
+    }
+}
+
+impl DriverContext {
+    /// For the bugs that act on partitions after they are gone: their positions.
+    fn remember_positions(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+        lost: bool,
+    ) {
+        if !(self.bug(Bug::StaleCommit) || self.bug(Bug::ZombieAfterLost)) {
+            return;
+        }
+        let Ok(positions) = consumer.position() else {
+            return;
+        };
+        for e in tpl.elements() {
+            let tp = (e.topic().to_owned(), e.partition());
+            let pos = positions
+                .find_partition(e.topic(), e.partition())
+                .and_then(|p| p.offset().to_raw())
+                .filter(|o| *o >= 0);
+            let Some(pos) = pos else { continue };
+            if lost {
+                self.lost
+                    .lock()
+                    .expect("lost lock")
+                    .insert(tp, (pos, Instant::now()));
+            } else {
+                self.revoked.lock().expect("revoked lock").insert(tp, pos);
+            }
+        }
+    }
+
+    /// zombie-after-lost: records of lost partitions, reported as if still processed.
+    fn haunt(&self) {
+        let mut lost = self.lost.lock().expect("lost lock");
+        lost.retain(|_, (_, since)| since.elapsed() < ZOMBIE_FOR);
+        for ((t, p), (pos, _)) in lost.iter_mut() {
+            let mut d = Delivered::default();
+            for o in *pos..*pos + 5 {
+                d.push(o);
+            }
+            *pos += 5;
+            report(&BTreeMap::from([((t.clone(), *p), d)]));
         }
     }
 }
@@ -227,12 +407,7 @@ fn load_properties(path: &std::path::Path, config: &mut ClientConfig) -> Result<
     Ok(())
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let terminate = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, terminate.clone())?;
-    signal_hook::flag::register(signal_hook::consts::SIGINT, terminate.clone())?;
-
+fn config(args: &Args) -> Result<ClientConfig> {
     let classic = args.group_protocol == "classic";
     let mut config = ClientConfig::new();
     config
@@ -258,11 +433,25 @@ fn main() -> Result<()> {
     if let Some(path) = &args.consumer_config {
         load_properties(path, &mut config)?;
     }
+    Ok(config)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let terminate = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, terminate.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, terminate.clone())?;
+
     let context = DriverContext {
-        batch: Mutex::new(Batch::default()),
+        batch: Mutex::new(BTreeMap::new()),
         autocommit: args.enable_autocommit,
+        bugs: args.bug.iter().copied().collect(),
+        batches: AtomicU64::new(0),
+        closing: terminate.clone(),
+        revoked: Mutex::new(BTreeMap::new()),
+        lost: Mutex::new(BTreeMap::new()),
     };
-    let consumer: BaseConsumer<DriverContext> = config
+    let consumer: BaseConsumer<DriverContext> = config(&args)?
         .create_with_context(context)
         .context("cannot create the consumer")?;
     consumer
@@ -272,9 +461,17 @@ fn main() -> Result<()> {
     let (tx, commands) = mpsc::channel();
     let stdin_closed = terminate.clone();
     std::thread::spawn(move || read_commands(tx, stdin_closed));
+    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
     emit(
         "startup_complete",
-        json!({"capabilities": ["stall", "subscribe"]}),
+        json!({
+            "capabilities": ["stall", "subscribe"],
+            "client": {
+                "name": "verifiable-consumer",
+                "version": env!("CARGO_PKG_VERSION"),
+                "library": format!("librdkafka {librdkafka}"),
+            },
+        }),
     );
 
     let mut consumed: i64 = 0;
@@ -302,13 +499,10 @@ fn main() -> Result<()> {
             match result {
                 Ok(msg) => {
                     let mut batch = consumer.context().batch.lock().expect("batch lock");
-                    let e = batch
-                        .ranges
+                    batch
                         .entry((msg.topic().to_owned(), msg.partition()))
-                        .or_insert((msg.offset(), msg.offset(), 0));
-                    e.0 = e.0.min(msg.offset());
-                    e.1 = e.1.max(msg.offset());
-                    e.2 += 1;
+                        .or_default()
+                        .push(msg.offset());
                     in_batch += 1;
                     consumed += 1;
                 }
@@ -320,6 +514,9 @@ fn main() -> Result<()> {
             polled = consumer.poll(Duration::ZERO);
         }
         consumer.context().finish_batch(&consumer, true);
+        if consumer.context().bug(Bug::ZombieAfterLost) {
+            consumer.context().haunt();
+        }
         if args.max_messages >= 0 && consumed >= args.max_messages {
             break;
         }

@@ -15,8 +15,7 @@ use tokio::sync::Mutex;
 
 use super::protocol::parse_line;
 use super::{DriverCommand, MemberSpec};
-use crate::history::Event;
-use crate::run::Recorder;
+use crate::history::{Event, Recorder};
 
 /// How a member's process ended.
 #[derive(Debug, Clone)]
@@ -29,6 +28,9 @@ pub struct Member {
     pub name: String,
     pub pid: u32,
     killed: Arc<AtomicBool>,
+    /// Set once the harness asks the process to end (SIGTERM, SIGKILL): an exit
+    /// before that is a death the run reports.
+    requested: Arc<AtomicBool>,
     stdin: Mutex<Option<ChildStdin>>,
     exited: tokio::sync::watch::Receiver<Option<MemberExit>>,
 }
@@ -43,7 +45,11 @@ impl Member {
         recorder: Arc<Recorder>,
     ) -> Result<Member> {
         let stderr_path = log_dir.join(format!("{}.stderr.log", spec.name));
-        let stderr = std::fs::File::create(&stderr_path)
+        // Appended: a restarted member keeps its earlier processes' logs.
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
             .with_context(|| format!("cannot create {}", stderr_path.display()))?;
         let mut cmd = Command::new(&driver.program);
         cmd.args(&driver.args)
@@ -67,10 +73,12 @@ impl Member {
         let stdout = child.stdout.take().context("driver stdout")?;
         let stdin = child.stdin.take();
         let killed = Arc::new(AtomicBool::new(false));
+        let requested = Arc::new(AtomicBool::new(false));
         let (exit_tx, exited) = tokio::sync::watch::channel(None);
 
         let name = spec.name.clone();
         let killed_flag = killed.clone();
+        let requested_flag = requested.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             loop {
@@ -82,8 +90,9 @@ impl Member {
                         }
                         Ok(None) => {}
                         Err(e) => {
-                            recorder.fail(e.to_string());
-                            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                            if recorder.protocol_error(e.to_string()) {
+                                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                            }
                         }
                     },
                     Ok(None) => break,
@@ -98,12 +107,19 @@ impl Member {
                 code: status.and_then(|s| s.code()),
                 signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
             };
+            let requested = requested_flag.load(Ordering::SeqCst);
             recorder.record(
                 Some(&name),
                 Event::MemberExited {
                     code: exit.code,
                     signal: exit.signal,
                     killed: killed_flag.load(Ordering::SeqCst),
+                    requested: Some(requested),
+                    stderr_tail: if requested {
+                        Vec::new()
+                    } else {
+                        tail(&stderr_path, STDERR_TAIL)
+                    },
                 },
             );
             let _ = exit_tx.send(Some(exit));
@@ -112,6 +128,7 @@ impl Member {
             name: spec.name.clone(),
             pid,
             killed,
+            requested,
             stdin: Mutex::new(stdin),
             exited,
         })
@@ -125,12 +142,14 @@ impl Member {
     /// SIGKILL: a crash. The history marks the exit as killed.
     pub fn kill(&self) -> Result<()> {
         self.killed.store(true, Ordering::SeqCst);
+        self.requested.store(true, Ordering::SeqCst);
         self.signal(Signal::SIGKILL)
     }
 
     /// SIGTERM: clean shutdown (commit, close, `shutdown_complete`).
     pub fn terminate(&self) -> Result<()> {
-        self.signal(Signal::SIGTERM)
+        self.requested.store(true, Ordering::SeqCst);
+        self.signal_if_alive(Signal::SIGTERM)
     }
 
     pub fn pause(&self) -> Result<()> {
@@ -138,7 +157,22 @@ impl Member {
     }
 
     pub fn resume(&self) -> Result<()> {
-        self.signal(Signal::SIGCONT)
+        self.signal_if_alive(Signal::SIGCONT)
+    }
+
+    /// A signal that only matters while the process lives: a driver that exited on its
+    /// own between our check and the signal (ESRCH) has nothing left to resume or stop.
+    fn signal_if_alive(&self, sig: Signal) -> Result<()> {
+        match killpg(Pid::from_raw(self.pid as i32), sig) {
+            Err(nix::errno::Errno::ESRCH) => Ok(()),
+            r => r.with_context(|| format!("cannot send {sig} to {}", self.name)),
+        }
+    }
+
+    /// Closes the driver's stdin: the harness is gone, and the driver must shut down.
+    pub async fn close_stdin(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        self.stdin.lock().await.take();
     }
 
     /// Sends one JSON command line on the driver's stdin.
@@ -169,6 +203,19 @@ impl Member {
             }
         }
     }
+}
+
+/// Lines of stderr quoted for a member that died.
+const STDERR_TAIL: usize = 12;
+
+/// The last `n` lines of a log file (none if it cannot be read).
+pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.chars().take(300).collect())
+        .collect()
 }
 
 impl Drop for Member {

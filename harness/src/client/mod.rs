@@ -5,11 +5,13 @@
 mod member;
 pub mod protocol;
 
-pub use member::{Member, MemberExit};
+pub use member::{tail, Member, MemberExit};
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+
+use crate::history::Protocol;
 
 /// How a protocol maps onto driver flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,45 +23,31 @@ pub struct ProtocolFlags {
     pub static_membership: bool,
 }
 
-/// Protocols the harness can drive, with their driver flags.
-pub const PROTOCOLS: &[&str] = &[
-    "eager-range",
-    "eager-roundrobin",
-    "cooperative-sticky",
-    "static-eager",
-    "static-cooperative",
-    "consumer",
-];
-
 const RANGE: &str = "org.apache.kafka.clients.consumer.RangeAssignor";
 const ROUNDROBIN: &str = "org.apache.kafka.clients.consumer.RoundRobinAssignor";
 const COOPERATIVE_STICKY: &str = "org.apache.kafka.clients.consumer.CooperativeStickyAssignor";
 
-pub fn protocol_flags(protocol: &str) -> Result<ProtocolFlags> {
+pub fn protocol_flags(protocol: Protocol) -> ProtocolFlags {
     let classic = |assignor: &'static str, static_membership: bool| ProtocolFlags {
         group_protocol: "classic",
         assignment_strategy: Some(assignor),
         remote_assignor: None,
         static_membership,
     };
-    Ok(match protocol {
-        "eager-range" => classic(RANGE, false),
-        "eager-roundrobin" => classic(ROUNDROBIN, false),
-        "cooperative-sticky" => classic(COOPERATIVE_STICKY, false),
-        "static-eager" => classic(RANGE, true),
-        "static-cooperative" => classic(COOPERATIVE_STICKY, true),
+    match protocol {
+        Protocol::EagerRange => classic(RANGE, false),
+        Protocol::EagerRoundrobin => classic(ROUNDROBIN, false),
+        Protocol::CooperativeSticky => classic(COOPERATIVE_STICKY, false),
+        Protocol::StaticEager => classic(RANGE, true),
+        Protocol::StaticCooperative => classic(COOPERATIVE_STICKY, true),
         // KIP-848: the broker assigns; the client only heartbeats.
-        "consumer" => ProtocolFlags {
+        Protocol::Consumer => ProtocolFlags {
             group_protocol: "consumer",
             assignment_strategy: None,
             remote_assignor: None,
             static_membership: false,
         },
-        other => bail!(
-            "unknown protocol '{other}': supported protocols are {}",
-            PROTOCOLS.join(", ")
-        ),
-    })
+    }
 }
 
 /// The driver to launch: a program and leading arguments; protocol flags are appended.
@@ -81,6 +69,14 @@ impl DriverCommand {
             program: program.into(),
             args: args.to_vec(),
         })
+    }
+
+    /// The command line, quoted as a shell would need it.
+    pub fn display(&self) -> String {
+        let program = self.program.display().to_string();
+        shell_words::join(
+            std::iter::once(program.as_str()).chain(self.args.iter().map(String::as_str)),
+        )
     }
 
     /// The reference driver, found beside the running executable (or its parent, where

@@ -77,9 +77,30 @@ impl MockCluster {
     }
 }
 
+/// How long the proxy holds a group leader's SyncGroup on the mock (see
+/// `compat_rules`).
+const LEADER_SYNC_DELAY_MS: u64 = 300;
+
 impl Cluster for MockCluster {
     fn name(&self) -> &str {
         "mock"
+    }
+
+    fn needs_response_fixes(&self) -> bool {
+        true
+    }
+
+    /// The mock ends a SyncGroup round as soon as the leader's SyncGroup arrives and
+    /// answers a follower's that comes after it with INVALID_REQUEST, where Kafka hands
+    /// the follower its assignment (librdkafka 2.12.1, rdkafka_mock_cgrp.c). librdkafka's
+    /// followers are quick enough; Sarama's, aiokafka's and the Java client's often are
+    /// not, and their groups never settle. Holding the leader's SyncGroup (the one that
+    /// carries assignments) lets the followers' arrive first, as Kafka would not need.
+    fn compat_rules(&self) -> Vec<crate::proxy::Rule> {
+        use crate::proxy::{api, Rule};
+        vec![Rule::latency(LEADER_SYNC_DELAY_MS, 0)
+            .api_key(api::SYNC_GROUP)
+            .leader_sync()]
     }
 
     fn bootstrap_servers(&self) -> String {

@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Result};
 
+use crate::history::Protocol;
+
 /// A running set of brokers the harness can point clients at.
 pub trait Cluster: Send + Sync {
     /// The broker spec this cluster was started from, e.g. `mock`.
@@ -40,6 +42,18 @@ pub trait Cluster: Send + Sync {
     fn advertise(&self, broker: i32, addr: SocketAddr) -> Result<()> {
         let _ = (broker, addr);
         bail!("broker {} cannot advertise a proxy address", self.name())
+    }
+
+    /// Whether the proxies must fix this broker's responses where they break the Kafka
+    /// protocol (librdkafka's mock: see `proxy::compat`).
+    fn needs_response_fixes(&self) -> bool {
+        false
+    }
+
+    /// Proxy rules that make this broker behave as Kafka does for every client, installed
+    /// on every proxy for the whole run (not faults: the history does not record them).
+    fn compat_rules(&self) -> Vec<crate::proxy::Rule> {
+        Vec::new()
     }
 
     /// Grows `topic` to `partitions` partitions.
@@ -145,11 +159,11 @@ const TANSU_NO_KIP848: &str =
     "Tansu 0.6.0 does not implement the KIP-848 consumer protocol (ConsumerGroupHeartbeat)";
 
 /// Why `broker` cannot host `protocol`, if it cannot: the cell is reported skipped.
-pub fn lacks_protocol(broker: &str, protocol: &str) -> Option<String> {
-    if software(broker) == "tansu" && protocol.starts_with("static-") {
+pub fn lacks_protocol(broker: &str, protocol: Protocol) -> Option<String> {
+    if software(broker) == "tansu" && protocol.is_static() {
         return Some(TANSU_NO_KIP345.to_owned());
     }
-    if protocol != "consumer" {
+    if !protocol.is_consumer() {
         return None;
     }
     if software(broker) == "tansu" {

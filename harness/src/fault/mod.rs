@@ -11,14 +11,13 @@ use anyhow::{bail, Context, Result};
 
 use crate::client::{DriverCommand, Member, MemberSpec, ProtocolFlags};
 use crate::cluster::{Cluster, Unsupported};
-use crate::history::{Event, Fault};
+use crate::history::{Event, Fault, FaultKind, Recorder, Waited};
 use crate::network::{Network, COORDINATOR_APIS};
 use crate::proxy::{api, Rule};
-use crate::run::{Recorder, Waited};
-use crate::scenario::{Scenario, Step};
+use crate::scenario::{Scenario, Scheduled, Step};
 
 /// Deadlines for the harness's own bookkeeping (not the system under test's budgets).
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a step ended, when it did not fail outright.
@@ -41,8 +40,29 @@ pub struct Executor<'a> {
     pub members_dir: &'a Path,
     pub members: BTreeMap<String, Member>,
     faults: usize,
+    /// The schedule's zero: scheduled steps run at offsets from here.
     started: Instant,
     label: String,
+    /// Heals of scheduled faults still in force, due at their instant.
+    pending: Vec<Pending>,
+}
+
+/// A scheduled fault's end, waiting for its time.
+struct Pending {
+    due: tokio::time::Instant,
+    id: String,
+    kind: FaultKind,
+    heal: Heal,
+}
+
+/// How a lasting fault ends.
+enum Heal {
+    /// SIGCONT a paused member (unless it has died meanwhile).
+    Resume(String),
+    /// The driver ends its own stall; only the heal is recorded.
+    StallOver,
+    Broker(i32, BrokerFault),
+    Network(crate::network::Injected),
 }
 
 /// What the executor acts on: the brokers, the paths to them, and the members.
@@ -54,6 +74,37 @@ pub struct Targets<'a> {
     pub flags: ProtocolFlags,
     pub members_dir: &'a Path,
 }
+
+/// One fault being injected: its id and kind, recorded when it starts and heals.
+struct Injection<'r> {
+    recorder: &'r Recorder,
+    id: String,
+    kind: FaultKind,
+}
+
+impl Injection<'_> {
+    fn inject(&self, target: Option<&str>) {
+        self.recorder.record(
+            None,
+            Event::FaultInjected(Fault {
+                id: self.id.clone(),
+                kind: self.kind,
+                target: target.map(str::to_owned),
+            }),
+        );
+    }
+
+    fn heal(&self) {
+        self.recorder.record(
+            None,
+            Event::FaultHealed {
+                id: self.id.clone(),
+            },
+        );
+    }
+}
+
+type Outcome = Result<StepOutcome>;
 
 impl<'a> Executor<'a> {
     pub fn new(scenario: &'a Scenario, targets: Targets<'a>, label: String) -> Self {
@@ -77,6 +128,7 @@ impl<'a> Executor<'a> {
             faults: 0,
             started: Instant::now(),
             label,
+            pending: Vec::new(),
         }
     }
 
@@ -88,140 +140,66 @@ impl<'a> Executor<'a> {
         );
     }
 
-    /// Applies one step (`index` is 1-based, for messages).
-    pub async fn apply(&mut self, index: usize, step: &Step) -> Result<StepOutcome> {
-        let sc = self.scenario;
-        let id = step.fault_kind(sc.consumer.session_timeout_ms).map(|kind| {
-            self.faults += 1;
-            (format!("f{}", self.faults), kind)
-        });
-        let inject = |target: Option<&str>| {
-            if let Some((id, kind)) = &id {
-                self.recorder.record(
-                    None,
-                    Event::FaultInjected(Fault {
-                        id: id.clone(),
-                        kind: (*kind).to_owned(),
-                        target: target.map(str::to_owned),
-                    }),
-                );
+    /// Applies one step of a scenario (`index` is 1-based, for messages). A scheduled
+    /// step waits for its time, healing earlier scheduled faults as they come due, and a
+    /// lasting fault it injects heals in the background; an unscheduled step first lets
+    /// every scheduled fault heal, then runs in line.
+    pub async fn apply_scheduled(&mut self, index: usize, s: &Scheduled) -> Outcome {
+        match s.at_ms {
+            Some(at) => {
+                let due = tokio::time::Instant::from_std(self.started + Duration::from_millis(at));
+                self.sleep_until(due).await?;
+                self.run_step(index, &s.step, true).await
             }
+            None => {
+                self.heal_all().await?;
+                self.run_step(index, &s.step, false).await
+            }
+        }
+    }
+
+    /// Applies one step in line (`index` is 1-based, for messages).
+    pub async fn apply(&mut self, index: usize, step: &Step) -> Outcome {
+        self.run_step(index, step, false).await
+    }
+
+    async fn run_step(&mut self, index: usize, step: &Step, background: bool) -> Outcome {
+        let kind = match step {
+            Step::Start(names) => return self.start(names).await,
+            Step::AwaitBalanced(names) => return self.await_balanced(index, names).await,
+            fault => fault
+                .fault_kind(self.scenario.consumer.session_timeout_ms)
+                .expect("every other step is a fault"),
         };
-        let heal = || {
-            if let Some((id, _)) = &id {
-                self.recorder
-                    .record(None, Event::FaultHealed { id: id.clone() });
-            }
+        self.faults += 1;
+        let f = &Injection {
+            recorder: self.recorder,
+            id: format!("f{}", self.faults),
+            kind,
         };
         match step {
-            Step::Start(names) => {
-                self.start(names).await?;
-                self.progress(&format!("started {}", names.join(", ")));
-            }
-            Step::AwaitBalanced(names) => return self.await_balanced(index, names).await,
-            Step::Crash(name) => {
-                inject(Some(name));
-                self.member(name)?.kill()?;
-                self.progress(&format!("crashed {name} (SIGKILL)"));
-            }
-            Step::Join(name) => {
-                inject(Some(name));
-                self.start(std::slice::from_ref(name)).await?;
-                self.progress(&format!("{name} joined"));
-            }
-            Step::Leave(name) => {
-                inject(Some(name));
-                self.stop(std::slice::from_ref(name)).await?;
-                self.progress(&format!("{name} left (SIGTERM)"));
-            }
-            Step::ScaleDown(names) => {
-                inject(Some(&names.join(",")));
-                self.stop(names).await?;
-                self.progress(&format!("scaled down {}", names.join(", ")));
-            }
-            Step::Restart(name) => {
-                inject(Some(name));
-                self.restart(name).await?;
-                heal();
-                self.progress(&format!("restarted {name}"));
-            }
-            Step::RollingBounce(names) => {
-                inject(None);
-                for name in names {
-                    self.restart(name).await?;
-                    let all = self.running();
-                    if let StepOutcome::Stalled(why) = self.await_balanced(index, &all).await? {
-                        return Ok(StepOutcome::Stalled(why));
-                    }
-                }
-                heal();
-                self.progress(&format!("bounced {}", names.join(", ")));
-            }
-            Step::Pause { member, ms } => {
-                inject(Some(member));
-                self.member(member)?.pause()?;
-                // The fault's own duration: a schedule, not a wait for the system.
-                tokio::time::sleep(Duration::from_millis(*ms)).await;
-                self.member(member)?.resume()?;
-                heal();
-                self.progress(&format!("paused {member} for {ms} ms"));
-            }
-            Step::LongPoll { member, ms } => {
-                if let Some(why) = self.lacks_capability(member, "stall", "long-poll") {
-                    return Ok(StepOutcome::Skipped(why));
-                }
-                inject(Some(member));
-                self.member(member)?
-                    .command(&serde_json::json!({"cmd": "stall", "ms": ms}))
-                    .await?;
-                tokio::time::sleep(Duration::from_millis(*ms)).await;
-                heal();
-                self.progress(&format!("{member} stalled for {ms} ms"));
-            }
+            Step::Start(_) | Step::AwaitBalanced(_) => unreachable!("handled above"),
+            Step::Crash(name) => self.crash(f, name),
+            Step::Join(name) => self.join(f, name).await,
+            Step::Leave(name) => self.leave(f, std::slice::from_ref(name)).await,
+            Step::ScaleDown(names) => self.leave(f, names).await,
+            Step::Restart(name) => self.restart_step(f, name).await,
+            Step::RollingBounce(names) => self.rolling_bounce(f, index, names).await,
+            Step::Pause { member, ms } => self.pause(f, member, *ms, background).await,
+            Step::LongPoll { member, ms } => self.long_poll(f, member, *ms, background).await,
             Step::BrokerBounce { broker, ms } => {
-                let down = self
-                    .broker_fault(*broker, *ms, BrokerFault::Down, || {
-                        inject(Some(&format!("broker-{broker}")))
-                    })
-                    .await?;
-                if let Err(unsupported) = down {
-                    return Ok(StepOutcome::Skipped(unsupported.to_string()));
-                }
-                heal();
-                self.progress(&format!("broker {broker} down for {ms} ms"));
+                let fault = (*broker, BrokerFault::Down);
+                self.broker_fault(f, fault, *ms, background).await
             }
             Step::BrokerPause { broker, ms } => {
-                let paused = self
-                    .broker_fault(*broker, *ms, BrokerFault::Pause, || {
-                        inject(Some(&format!("broker-{broker}")))
-                    })
-                    .await?;
-                if let Err(unsupported) = paused {
-                    return Ok(StepOutcome::Skipped(unsupported.to_string()));
-                }
-                heal();
-                self.progress(&format!("broker {broker} paused for {ms} ms"));
+                let fault = (*broker, BrokerFault::Pause);
+                self.broker_fault(f, fault, *ms, background).await
             }
-            Step::CoordinatorMove { broker } => {
-                inject(Some(&format!("broker-{broker}")));
-                if let Err(e) = self.cluster.move_coordinator(&sc.group, *broker) {
-                    return Ok(StepOutcome::Skipped(e.to_string()));
-                }
-                self.progress(&format!("coordinator moved to broker {broker}"));
-            }
+            Step::CoordinatorMove { broker } => self.coordinator_move(f, *broker),
             Step::Partition { member, ms } => {
                 let rules = [Rule::blackhole().client_id(member)];
-                let held = match self
-                    .network_fault(&rules, *ms, || inject(Some(member)))
-                    .await?
-                {
-                    Ok(frames) => frames,
-                    Err(unsupported) => return Ok(StepOutcome::Skipped(unsupported.to_string())),
-                };
-                heal();
-                self.progress(&format!(
-                    "{member} cut off for {ms} ms ({held} frames held, delivered on heal)"
-                ));
+                self.network_fault(f, Some(member), &rules, (*ms, background))
+                    .await
             }
             Step::HeartbeatDrop { member, ms } => {
                 let heartbeat = if self.flags.group_protocol == "consumer" {
@@ -229,18 +207,11 @@ impl<'a> Executor<'a> {
                 } else {
                     api::HEARTBEAT
                 };
-                let rules = [Rule::drop_api(heartbeat).client_id(member)];
-                let dropped = match self
-                    .network_fault(&rules, *ms, || inject(Some(member)))
-                    .await?
-                {
-                    Ok(frames) => frames,
-                    Err(unsupported) => return Ok(StepOutcome::Skipped(unsupported.to_string())),
-                };
-                heal();
-                self.progress(&format!(
-                    "{member}'s heartbeats dropped for {ms} ms ({dropped} dropped)"
-                ));
+                // Held, not dropped: a network never drops one request out of a TCP
+                // stream, and clients that match responses by order break on that.
+                let rules = [Rule::stall_from(heartbeat).client_id(member)];
+                self.network_fault(f, Some(member), &rules, (*ms, background))
+                    .await
             }
             Step::CoordinatorLatency {
                 ms,
@@ -251,39 +222,224 @@ impl<'a> Executor<'a> {
                     .iter()
                     .map(|&a| Rule::latency(*latency_ms, *jitter_ms).api_key(a))
                     .collect();
-                let delayed = match self.network_fault(&rules, *ms, || inject(None)).await? {
-                    Ok(frames) => frames,
-                    Err(unsupported) => return Ok(StepOutcome::Skipped(unsupported.to_string())),
-                };
-                heal();
-                self.progress(&format!(
-                    "group requests delayed {latency_ms}±{jitter_ms} ms each way for {ms} ms ({delayed} frames)"
-                ));
+                self.network_fault(f, None, &rules, (*ms, background)).await
             }
-            Step::AddPartitions { partitions } => {
-                if let Err(e) = self.cluster.add_partitions(&sc.topic, *partitions) {
-                    return Ok(StepOutcome::Skipped(e.to_string()));
-                }
-                inject(None);
-                self.progress(&format!("{} grown to {partitions} partitions", sc.topic));
+            Step::AddPartitions { partitions } => self.add_partitions(f, *partitions),
+            Step::Subscribe { member, topics } => self.subscribe(f, member, topics).await,
+        }
+    }
+
+    fn crash(&self, f: &Injection<'_>, name: &str) -> Outcome {
+        f.inject(Some(name));
+        self.member(name)?.kill()?;
+        self.progress(&format!("crashed {name} (SIGKILL)"));
+        Ok(StepOutcome::Done)
+    }
+
+    async fn join(&mut self, f: &Injection<'_>, name: &String) -> Outcome {
+        f.inject(Some(name));
+        let outcome = self.start(std::slice::from_ref(name)).await?;
+        self.progress(&format!("{name} joined"));
+        Ok(outcome)
+    }
+
+    /// `leave` and `scale-down`: SIGTERM (commit, close) of one member or several at
+    /// once.
+    async fn leave(&mut self, f: &Injection<'_>, names: &[String]) -> Outcome {
+        f.inject(Some(&names.join(",")));
+        self.stop(names).await?;
+        self.progress(&format!("{} left (SIGTERM)", names.join(", ")));
+        Ok(StepOutcome::Done)
+    }
+
+    async fn restart_step(&mut self, f: &Injection<'_>, name: &str) -> Outcome {
+        f.inject(Some(name));
+        let outcome = self.restart(name).await?;
+        f.heal();
+        self.progress(&format!("restarted {name}"));
+        Ok(outcome)
+    }
+
+    async fn rolling_bounce(
+        &mut self,
+        f: &Injection<'_>,
+        index: usize,
+        names: &[String],
+    ) -> Outcome {
+        f.inject(None);
+        for name in names {
+            let restarted = self.restart(name).await?;
+            if restarted != StepOutcome::Done {
+                return Ok(restarted);
             }
-            Step::Subscribe { member, topics } => {
-                if let Some(why) = self.lacks_capability(member, "subscribe", "subscription-change")
-                {
-                    return Ok(StepOutcome::Skipped(why));
-                }
-                inject(Some(member));
-                self.member(member)?
-                    .command(&serde_json::json!({"cmd": "subscribe", "topics": topics}))
-                    .await?;
-                self.progress(&format!("{member} subscribed to {}", topics.join(", ")));
+            let all = self.running();
+            let settled = self.await_balanced(index, &all).await?;
+            if settled != StepOutcome::Done {
+                return Ok(settled);
             }
         }
+        f.heal();
+        self.progress(&format!("bounced {}", names.join(", ")));
+        Ok(StepOutcome::Done)
+    }
+
+    async fn pause(
+        &mut self,
+        f: &Injection<'_>,
+        member: &str,
+        ms: u64,
+        background: bool,
+    ) -> Outcome {
+        f.inject(Some(member));
+        self.member(member)?.pause()?;
+        self.progress(&format!("paused {member} for {ms} ms"));
+        self.last(f, ms, Heal::Resume(member.to_owned()), background)
+            .await
+    }
+
+    async fn long_poll(
+        &mut self,
+        f: &Injection<'_>,
+        member: &str,
+        ms: u64,
+        background: bool,
+    ) -> Outcome {
+        if let Some(why) = self.lacks_capability(member, "stall", FaultKind::LongPoll) {
+            return Ok(StepOutcome::Skipped(why));
+        }
+        f.inject(Some(member));
+        self.member(member)?
+            .command(&serde_json::json!({"cmd": "stall", "ms": ms}))
+            .await?;
+        self.progress(&format!("{member} stalls for {ms} ms"));
+        self.last(f, ms, Heal::StallOver, background).await
+    }
+
+    /// A lasting fault injected by `f` ends after `ms`: in the background (a scheduled
+    /// step), or here, while other scheduled faults heal as they come due.
+    async fn last(&mut self, f: &Injection<'_>, ms: u64, heal: Heal, background: bool) -> Outcome {
+        let pending = Pending {
+            due: tokio::time::Instant::now() + Duration::from_millis(ms),
+            id: f.id.clone(),
+            kind: f.kind,
+            heal,
+        };
+        if background {
+            self.pending.push(pending);
+            return Ok(StepOutcome::Done);
+        }
+        self.sleep_until(pending.due).await?;
+        self.heal(pending, true).await?;
+        Ok(StepOutcome::Done)
+    }
+
+    /// Sleeps until `deadline`, healing scheduled faults as they come due.
+    async fn sleep_until(&mut self, deadline: tokio::time::Instant) -> Result<()> {
+        loop {
+            let next = self.pending.iter().map(|p| p.due).min();
+            match next {
+                Some(due) if due <= deadline => {
+                    tokio::time::sleep_until(due).await;
+                    self.heal_due().await?;
+                }
+                _ => {
+                    tokio::time::sleep_until(deadline).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Heals every scheduled fault whose time has come, in order of their time.
+    async fn heal_due(&mut self) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        self.pending.sort_by_key(|p| p.due);
+        while self.pending.first().is_some_and(|p| p.due <= now) {
+            let p = self.pending.remove(0);
+            self.heal(p, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Lets every scheduled fault run its course and heal.
+    pub async fn heal_all(&mut self) -> Result<()> {
+        while let Some(due) = self.pending.iter().map(|p| p.due).min() {
+            tokio::time::sleep_until(due).await;
+            self.heal_due().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a lasting fault and records its heal. `strict`: a network fault that touched
+    /// no frame is an error (a driver that ignores its client.id); a scheduled one may
+    /// legitimately touch none (its member was already gone).
+    async fn heal(&mut self, p: Pending, strict: bool) -> Result<()> {
+        match p.heal {
+            Heal::Resume(member) => {
+                // A member crashed while paused has nothing to resume.
+                if let Ok(m) = self.member(&member) {
+                    if m.has_exited().is_none() {
+                        m.resume()?;
+                    }
+                }
+            }
+            Heal::StallOver => {}
+            Heal::Broker(broker, fault) => match fault {
+                BrokerFault::Down => self.cluster.broker_up(broker),
+                BrokerFault::Pause => self.cluster.resume_broker(broker),
+            }
+            .map_err(anyhow::Error::new)?,
+            Heal::Network(injected) => {
+                let hits = self.network.frames_hit(&injected);
+                self.network.heal(injected);
+                if hits == 0 && strict {
+                    bail!(
+                        "the network fault {} matched no frame: the member's connections do not carry the client.id the harness set",
+                        p.kind
+                    );
+                }
+            }
+        }
+        self.recorder
+            .record(None, Event::FaultHealed { id: p.id.clone() });
+        self.progress(&format!("{} {} healed", p.id, p.kind));
+        Ok(())
+    }
+
+    fn coordinator_move(&self, f: &Injection<'_>, broker: i32) -> Outcome {
+        if let Err(e) = self.cluster.move_coordinator(&self.scenario.group, broker) {
+            return Ok(StepOutcome::Skipped(e.to_string()));
+        }
+        f.inject(Some(&format!("broker-{broker}")));
+        self.progress(&format!("coordinator moved to broker {broker}"));
+        Ok(StepOutcome::Done)
+    }
+
+    fn add_partitions(&self, f: &Injection<'_>, partitions: i32) -> Outcome {
+        let topic = &self.scenario.topic;
+        if let Err(e) = self.cluster.add_partitions(topic, partitions) {
+            return Ok(StepOutcome::Skipped(e.to_string()));
+        }
+        f.inject(None);
+        self.progress(&format!("{topic} grown to {partitions} partitions"));
+        Ok(StepOutcome::Done)
+    }
+
+    async fn subscribe(&self, f: &Injection<'_>, member: &str, topics: &[String]) -> Outcome {
+        if let Some(why) = self.lacks_capability(member, "subscribe", FaultKind::SubscriptionChange)
+        {
+            return Ok(StepOutcome::Skipped(why));
+        }
+        f.inject(Some(member));
+        self.member(member)?
+            .command(&serde_json::json!({"cmd": "subscribe", "topics": topics}))
+            .await?;
+        self.progress(&format!("{member} subscribed to {}", topics.join(", ")));
         Ok(StepOutcome::Done)
     }
 
     /// Why a fault cannot run on `member`'s driver, when it lacks `capability`.
-    fn lacks_capability(&self, member: &str, capability: &str, fault: &str) -> Option<String> {
+    fn lacks_capability(&self, member: &str, capability: &str, fault: FaultKind) -> Option<String> {
         let caps = self
             .recorder
             .view(|v| v.capabilities.get(member).cloned())
@@ -295,58 +451,48 @@ impl<'a> Executor<'a> {
         })
     }
 
-    /// Takes `broker` down or pauses it for `ms`, then brings it back; or why this
-    /// cluster cannot (nothing was injected). Failing to bring it back is an error.
+    /// Takes a broker down or pauses it for `ms`, then brings it back; skipped when this
+    /// cluster cannot (nothing is injected). Failing to bring it back is an error.
     async fn broker_fault(
-        &self,
-        broker: i32,
+        &mut self,
+        f: &Injection<'_>,
+        (broker, fault): (i32, BrokerFault),
         ms: u64,
-        fault: BrokerFault,
-        inject: impl FnOnce(),
-    ) -> Result<Result<(), Unsupported>> {
+        background: bool,
+    ) -> Outcome {
         let started = match fault {
             BrokerFault::Down => self.cluster.broker_down(broker),
             BrokerFault::Pause => self.cluster.pause_broker(broker),
         };
         if let Err(unsupported) = started {
-            return Ok(Err(unsupported));
+            return Ok(StepOutcome::Skipped(unsupported.to_string()));
         }
-        inject();
-        // The fault's own duration: a schedule, not a wait for the system.
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        match fault {
-            BrokerFault::Down => self.cluster.broker_up(broker),
-            BrokerFault::Pause => self.cluster.resume_broker(broker),
-        }
-        .map_err(anyhow::Error::new)?;
-        Ok(Ok(()))
+        f.inject(Some(&format!("broker-{broker}")));
+        self.progress(&format!("broker {broker} {fault:?} for {ms} ms"));
+        self.last(f, ms, Heal::Broker(broker, fault), background)
+            .await
     }
 
-    /// Installs `rules` on every proxy for `ms`, then removes them; returns the frames
-    /// they acted on, or why this network cannot inject them (no proxies). A fault that
-    /// touched no frame did not happen (e.g. a driver that ignores its client.id): an
-    /// error.
+    /// Installs `rules` on every proxy for `ms`, then removes them; skipped when this
+    /// network cannot inject them (no proxies).
     async fn network_fault(
-        &self,
+        &mut self,
+        f: &Injection<'_>,
+        target: Option<&str>,
         rules: &[Rule],
-        ms: u64,
-        inject: impl FnOnce(),
-    ) -> Result<Result<u64, Unsupported>> {
+        (ms, background): (u64, bool),
+    ) -> Outcome {
         let injected = match self.network.inject(rules) {
             Ok(injected) => injected,
-            Err(unsupported) => return Ok(Err(unsupported)),
+            Err(Unsupported(why)) => return Ok(StepOutcome::Skipped(why)),
         };
-        inject();
-        // The fault's own duration: a schedule, not a wait for the system.
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        let hits = self.network.frames_hit(&injected);
-        self.network.heal(injected);
-        if hits == 0 {
-            bail!(
-                "the network fault {rules:?} matched no frame in {ms} ms: the member's connections do not carry the client.id the harness set"
-            );
-        }
-        Ok(Ok(hits))
+        f.inject(target);
+        self.progress(&format!(
+            "{} for {ms} ms on {}",
+            f.kind,
+            target.unwrap_or("every member")
+        ));
+        self.last(f, ms, Heal::Network(injected), background).await
     }
 
     /// Members whose process is still running, in name order.
@@ -358,23 +504,45 @@ impl<'a> Executor<'a> {
             .collect()
     }
 
-    fn member(&self, name: &str) -> Result<&Member> {
+    pub fn member(&self, name: &str) -> Result<&Member> {
         self.members
             .get(name)
             .with_context(|| format!("no member {name}"))
     }
 
-    async fn await_balanced(&self, index: usize, names: &[String]) -> Result<StepOutcome> {
+    /// Waits until exactly `names` share the partitions evenly and consume. Ends at once,
+    /// stalled, when one of them died: the group cannot settle over a dead member.
+    async fn await_balanced(&self, index: usize, names: &[String]) -> Outcome {
         let sc = self.scenario;
         let timeout = Duration::from_millis(sc.await_timeout_ms);
         let since = crate::history::now_ms();
-        match self
+        let waited = self
             .recorder
             .wait_for(timeout, |v| {
                 v.balanced_over(names, &sc.topic, sc.partitions, since)
+                    || v.died_among(names).is_some()
+                    || v.unsupported.is_some()
             })
-            .await?
-        {
+            .await?;
+        // A driver may find out only now that it cannot run this here (a broker that
+        // serves no version of an API it needs).
+        if let Some((member, reason)) = self.recorder.view(|v| v.unsupported.clone()) {
+            return Ok(StepOutcome::Skipped(format!(
+                "{member}'s driver cannot run this: {reason}"
+            )));
+        }
+        if let Some(why) = self.recorder.view(|v| {
+            v.died_among(names).map(|(m, e)| {
+                format!(
+                    "step {index} (await_balanced {}) cannot happen: {m} exited on its own ({})",
+                    names.join(","),
+                    e.status()
+                )
+            })
+        }) {
+            return Ok(StepOutcome::Stalled(why));
+        }
+        match waited {
             Waited::Done => {
                 self.progress(&format!("balanced over {}", names.join(", ")));
                 Ok(StepOutcome::Done)
@@ -387,22 +555,32 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Starts members and waits for each one's `startup_complete`.
-    async fn start(&mut self, names: &[String]) -> Result<()> {
+    /// Starts members and waits for each one's `startup_complete`; skipped when a driver
+    /// says it cannot run the protocol.
+    async fn start(&mut self, names: &[String]) -> Outcome {
         for n in names {
             let spec = self.spec(n)?;
             let member =
                 Member::spawn(self.driver, &spec, self.members_dir, self.recorder.clone())?;
             self.members.insert(n.clone(), member);
         }
-        await_startup(self.recorder, names, self.members_dir).await
+        if let Some(why) = await_startup(self.recorder, names, self.members_dir).await? {
+            return Ok(StepOutcome::Skipped(why));
+        }
+        self.progress(&format!("started {}", names.join(", ")));
+        Ok(StepOutcome::Done)
     }
 
     /// SIGTERM, then waits for the processes to end; those still running past the
-    /// deadline are killed and returned.
+    /// deadline are killed and returned. A paused member is resumed first, or it could
+    /// not act on the signal.
     pub async fn terminate(&self, names: &[String]) -> Result<Vec<String>> {
         for n in names {
-            self.member(n)?.terminate()?;
+            let m = self.member(n)?;
+            if m.has_exited().is_none() {
+                m.resume()?;
+            }
+            m.terminate()?;
         }
         let mut stragglers = Vec::new();
         for n in names {
@@ -419,15 +597,22 @@ impl<'a> Executor<'a> {
         Ok(stragglers)
     }
 
-    /// A clean stop as a fault step: a member that ignores SIGTERM fails the step.
+    /// A clean stop as a fault step: a member that ignores SIGTERM fails the step. In a
+    /// chaos schedule another fault may be holding the member's connections, so it is
+    /// killed and the schedule goes on.
     async fn stop(&mut self, names: &[String]) -> Result<()> {
         if let Some(n) = self.terminate(names).await?.first() {
-            bail!("{n} did not shut down within {SHUTDOWN_TIMEOUT:?} of SIGTERM");
+            if !self.scenario.chaos {
+                bail!("{n} did not shut down within {SHUTDOWN_TIMEOUT:?} of SIGTERM");
+            }
+            self.progress(&format!(
+                "{n} did not shut down within {SHUTDOWN_TIMEOUT:?} of SIGTERM: killed"
+            ));
         }
         Ok(())
     }
 
-    async fn restart(&mut self, name: &str) -> Result<()> {
+    async fn restart(&mut self, name: &str) -> Outcome {
         self.stop(&[name.to_owned()]).await?;
         self.start(&[name.to_owned()]).await
     }
@@ -462,41 +647,38 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Waits for `startup_complete` from each member; a driver that exits first is an
-/// error quoting the end of its stderr.
-async fn await_startup(recorder: &Recorder, names: &[String], log_dir: &Path) -> Result<()> {
+/// Waits for `startup_complete` from each member. A driver that says it cannot honour
+/// its flags gives its reason (the run is skipped); one that exits first is an error
+/// quoting the end of its stderr.
+async fn await_startup(
+    recorder: &Recorder,
+    names: &[String],
+    log_dir: &Path,
+) -> Result<Option<String>> {
     let outcome = recorder
         .wait_for(STARTUP_TIMEOUT, |v| {
-            names.iter().all(|n| v.started_now(n)) || names.iter().any(|n| v.exited.contains_key(n))
+            names.iter().all(|n| v.started_now(n))
+                || names.iter().any(|n| v.exited.contains_key(n))
+                || v.unsupported.is_some()
         })
         .await?;
-    let exited: Vec<(String, crate::run::ExitStatus)> = recorder.view(|v| {
+    if let Some((member, reason)) = recorder.view(|v| v.unsupported.clone()) {
+        return Ok(Some(format!("{member}'s driver cannot run this: {reason}")));
+    }
+    let exited: Vec<(String, crate::history::Exit)> = recorder.view(|v| {
         names
             .iter()
             .filter(|n| !v.started_now(n))
-            .filter_map(|n| v.exited.get(n).map(|e| (n.clone(), *e)))
+            .filter_map(|n| v.exited.get(n).map(|e| (n.clone(), e.clone())))
             .collect()
     });
-    if let Some((name, (code, signal))) = exited.into_iter().next() {
+    if let Some((name, exit)) = exited.into_iter().next() {
         let log = log_dir.join(format!("{name}.stderr.log"));
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text
-            .lines()
-            .rev()
-            .take(10)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
         bail!(
             "driver for {name} exited at startup ({}) before startup_complete; last lines of {}:\n{}",
-            match (code, signal) {
-                (Some(c), _) => format!("exit code {c}"),
-                (_, Some(s)) => format!("signal {s}"),
-                _ => "no status".to_owned(),
-            },
+            exit.status(),
             log.display(),
-            tail.join("\n")
+            crate::client::tail(&log, 10).join("\n")
         );
     }
     if let Waited::TimedOut(_) = outcome {
@@ -505,11 +687,11 @@ async fn await_startup(recorder: &Recorder, names: &[String], log_dir: &Path) ->
             names.join(", ")
         );
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The two ways a broker fault takes a broker out of service.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum BrokerFault {
     /// Stopped (refuses connections; a real broker is killed) until brought up.
     Down,

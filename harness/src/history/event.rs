@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::kinds::{FaultKind, Protocol, Rule, ViolationKind};
+
 /// Milliseconds since the Unix epoch: the history's single time base.
 pub type Ms = u64;
 
@@ -11,7 +13,13 @@ pub struct TopicPartition {
     pub partition: i32,
 }
 
-/// A contiguous run of offsets seen in one batch (consumed or acked).
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// The records of one partition in one batch (consumed or acked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRange {
     pub topic: String,
@@ -21,6 +29,20 @@ pub struct PartitionRange {
     pub min_offset: i64,
     #[serde(rename = "maxOffset")]
     pub max_offset: i64,
+    /// Driver extension: every offset delivered, as inclusive ranges in delivery order
+    /// (`[[10,10],[12,13]]`; a re-delivery overlaps an earlier range). When present the
+    /// rules use it instead of the span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<Vec<(i64, i64)>>,
+}
+
+impl PartitionRange {
+    pub fn tp(&self) -> TopicPartition {
+        TopicPartition {
+            topic: self.topic.clone(),
+            partition: self.partition,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +72,10 @@ pub struct Budget {
     /// coordinator move): then no detection is expected at all.
     #[serde(default = "yes")]
     pub reaction: bool,
+    /// Longest zombie window allowed (a member the group expelled still processing its
+    /// old partitions), on top of the hard end at the fault's heal + session timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zombie_max_ms: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -68,25 +94,33 @@ pub struct Expectations {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub scenario: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub broker: String,
     pub seed: u64,
     pub topic: String,
     pub partitions: i32,
     pub group: String,
     pub consumer: ConsumerSettings,
-    /// Budgets by fault kind (e.g. "crash", "join").
-    pub budgets: BTreeMap<String, Budget>,
+    /// Records per second the producer aimed at (absent in older histories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_sec: Option<u32>,
+    /// Budgets by fault kind.
+    pub budgets: BTreeMap<FaultKind, Budget>,
     #[serde(default)]
     pub expectations: Expectations,
     /// One line that replays this run.
     pub replay: String,
     /// What each fault's window must show (DESIGN.md's protocol x fault table).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub cell_expectations: BTreeMap<String, CellExpectation>,
-    /// Known broker deviations that apply to this run's cells.
+    pub cell_expectations: BTreeMap<FaultKind, CellExpectation>,
+    /// Known deviations and client findings that may apply to this run. Those keyed by
+    /// client apply only if a member announced a matching client.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_deviations: Vec<KnownDeviation>,
+    /// A generated chaos schedule: faults overlap, so each fault's window runs to the end
+    /// of production (what is judged is that the group recovers at all).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chaos: bool,
 }
 
 /// One cell of the protocol x fault table.
@@ -101,31 +135,122 @@ pub struct CellExpectation {
     pub same_assignment: bool,
 }
 
-/// A cell where the broker is known to differ from Kafka (fixtures/known-deviations.toml).
+/// Who is under test, as a driver announces itself in `startup_complete`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientInfo {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    /// The group implementation underneath, as "NAME VERSION" ("librdkafka 2.12.1").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
+}
+
+impl ClientInfo {
+    /// (name, version) pairs this client answers to: itself and its library.
+    pub fn identities(&self) -> Vec<(&str, &str)> {
+        let mut ids = vec![(self.name.as_str(), self.version.as_str())];
+        if let Some(lib) = &self.library {
+            let mut words = lib.split_whitespace();
+            if let Some(name) = words.next() {
+                ids.push((name, words.next().unwrap_or("")));
+            }
+        }
+        ids
+    }
+}
+
+impl std::fmt::Display for ClientInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.version)?;
+        if let Some(lib) = &self.library {
+            write!(f, " ({lib})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which clients a deviation is about: a client or library name and a version range
+/// (semver requirement, e.g. ">=2.12.0, <2.13.0"; absent: every version).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientKey {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<String>,
+}
+
+/// A place where a broker or a client is known to differ from Kafka's promises
+/// (fixtures/known-deviations.toml). It waives violations of one rule and kind, within
+/// its bounds, in runs of its broker and/or client under one of its protocols that
+/// inject one of its faults. Keyed by broker it is a *known deviation*; keyed by client,
+/// a *client finding*. Either way the cell is never reported as a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KnownDeviation {
-    pub broker: String,
-    /// The protocols and faults of the cells it applies to.
-    pub protocols: Vec<String>,
-    pub faults: Vec<String>,
-    /// The check whose violations it waives, and the text those violations contain.
-    pub check: String,
-    pub matches: String,
+    /// A short name, used when reporting what it waived or that it went stale.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientKey>,
+    pub protocols: Vec<Protocol>,
+    /// The fault kinds whose violations it waives (a violation tied to no fault: any
+    /// run injecting one of these).
+    pub faults: Vec<FaultKind>,
+    #[serde(alias = "check")]
+    pub rule: Rule,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ViolationKind>,
+    /// Histories written before violations were data matched the text instead; kept so
+    /// they re-check as they did. Not accepted in the fixtures file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
+    /// Only violations on these partitions (absent: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<i32>,
+    /// At most this many violations after any one injected fault; more and it waives
+    /// none of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_count: Option<u64>,
+    /// Only violations no larger than this (records, ms or rounds, by kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
     pub observed: String,
     pub why: String,
 }
 
-/// One fault as injected: `kind` names the fault family, `target` the member it hit.
+impl KnownDeviation {
+    /// A client finding (keyed by client) rather than a broker's known deviation.
+    pub fn is_client_finding(&self) -> bool {
+        self.client.is_some()
+    }
+}
+
+/// One fault as injected: `kind` names the fault family, `target` the member(s) it hit
+/// (comma-separated) or the broker (`broker-2`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
     pub id: String,
-    pub kind: String,
+    pub kind: FaultKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
 }
 
+impl Fault {
+    /// The members it hit (none for a broker or network-wide fault).
+    pub fn members(&self) -> Vec<&str> {
+        match &self.target {
+            Some(t) if !t.starts_with("broker-") => t.split(',').collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Every kind of event in a history. Driver events use the driver protocol's names and
-/// fields (Kafka's VerifiableConsumer); the rest are written by the harness.
+/// fields (Kafka's VerifiableConsumer, docs/driver-protocol.md); the rest are written by
+/// the harness.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Event {
@@ -133,6 +258,8 @@ pub enum Event {
     StartupComplete {
         #[serde(default)]
         capabilities: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<ClientInfo>,
     },
     ShutdownComplete {},
     PartitionsAssigned {
@@ -153,6 +280,14 @@ pub enum Event {
         success: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// For a failure: whether it certainly did not land (absent: classified from
+        /// `error`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        definite: Option<bool>,
+    },
+    /// The driver cannot honour its flags (a protocol its client lacks): skipped.
+    Unsupported {
+        reason: String,
     },
     // --- producer ---
     RecordsAcked {
@@ -169,17 +304,29 @@ pub enum Event {
     MemberStarted {
         pid: u32,
     },
-    /// The harness saw a member's process end; `killed` when the harness sent SIGKILL.
+    /// The harness saw a member's process end. `killed`: the harness sent SIGKILL.
+    /// `requested`: the harness asked for the end (SIGKILL, SIGTERM, stdin closed);
+    /// absent in histories written before it was recorded.
     MemberExited {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signal: Option<i32>,
         killed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested: Option<bool>,
+        /// The last lines of the member's stderr, for an end nobody asked for.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        stderr_tail: Vec<String>,
     },
     FaultInjected(Fault),
     FaultHealed {
         id: String,
+    },
+    /// How late the harness's own ticker ran over the last second: a starved machine
+    /// distorts every timing, and the latency rule says so instead of blaming the client.
+    SchedulingDelay {
+        max_ms: u64,
     },
     RunFinished {
         outcome: String,
@@ -196,6 +343,7 @@ impl Event {
         "partitions_lost",
         "records_consumed",
         "offsets_committed",
+        "unsupported",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -207,6 +355,7 @@ impl Event {
             Event::PartitionsLost { .. } => "partitions_lost",
             Event::RecordsConsumed { .. } => "records_consumed",
             Event::OffsetsCommitted { .. } => "offsets_committed",
+            Event::Unsupported { .. } => "unsupported",
             Event::RecordsAcked { .. } => "records_acked",
             Event::ProduceFailed { .. } => "produce_failed",
             Event::ProductionStopped {} => "production_stopped",
@@ -215,6 +364,7 @@ impl Event {
             Event::MemberExited { .. } => "member_exited",
             Event::FaultInjected(_) => "fault_injected",
             Event::FaultHealed { .. } => "fault_healed",
+            Event::SchedulingDelay { .. } => "scheduling_delay",
             Event::RunFinished { .. } => "run_finished",
         }
     }

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 
 use crate::cluster::{Cluster, Unsupported};
-use crate::proxy::{api, Proxy, Rule, RuleId};
+use crate::proxy::{api, Proxy, ProxyOptions, Rule, RuleId};
 
 /// Group APIs: only the group coordinator serves them, so delaying these on every proxy
 /// is latency on the path to the coordinator, whichever broker it is.
@@ -33,16 +33,26 @@ pub struct Network {
 pub struct Injected(Vec<(usize, RuleId)>);
 
 impl Network {
-    /// Starts a proxy for each broker and makes the broker advertise it. A backend that
-    /// cannot advertise another address is used directly, without network faults.
-    pub async fn front(cluster: &dyn Cluster) -> Result<Network> {
+    /// Starts a proxy for each broker and makes the broker advertise it; the backend's
+    /// compatibility rules go on every proxy. A backend that cannot advertise another
+    /// address is used directly, without network faults. `seed` seeds the proxies'
+    /// latency jitter, so a replay draws the same delays.
+    pub async fn front(cluster: &dyn Cluster, seed: u64) -> Result<Network> {
         let mut proxies = Vec::new();
         if cluster.can_advertise() {
             for (broker, listener) in cluster.listeners() {
-                let proxy = Proxy::start(listener)
+                let options = ProxyOptions {
+                    seed: Some(seed ^ (broker as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+                    mock_responses: cluster.needs_response_fixes(),
+                    ..ProxyOptions::default()
+                };
+                let proxy = Proxy::start_with(listener, options)
                     .await
                     .with_context(|| format!("cannot start the fault proxy for broker {broker}"))?;
                 cluster.advertise(broker, proxy.addr())?;
+                for rule in cluster.compat_rules() {
+                    proxy.add_rule(rule);
+                }
                 proxies.push((broker, proxy));
             }
         }

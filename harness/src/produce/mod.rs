@@ -14,8 +14,7 @@ use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProd
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 
-use crate::history::{Event, PartitionRange};
-use crate::run::Recorder;
+use crate::history::{Event, PartitionRange, Recorder};
 
 /// How often acks are written to the history.
 const ACK_FLUSH: Duration = Duration::from_millis(100);
@@ -176,8 +175,11 @@ fn flush_acks(acks: &Mutex<Acks>, topic: &str, recorder: &Recorder) {
     );
 }
 
-/// Folds acked (partition, offset) pairs into contiguous ranges per partition.
+/// Folds acked (partition, offset) pairs into contiguous ranges per partition. An ack
+/// without an offset (-1: librdkafka's answer to a retried send the broker already had,
+/// whose first ack was lost) says nothing about where the record is, and is dropped.
 pub fn to_ranges(topic: &str, mut offsets: Vec<(i32, i64)>) -> Vec<PartitionRange> {
+    offsets.retain(|&(_, o)| o >= 0);
     offsets.sort_unstable();
     let mut by_partition: BTreeMap<i32, Vec<PartitionRange>> = BTreeMap::new();
     for (p, o) in offsets {
@@ -194,6 +196,7 @@ pub fn to_ranges(topic: &str, mut offsets: Vec<(i32, i64)>) -> Vec<PartitionRang
                 count: 1,
                 min_offset: o,
                 max_offset: o,
+                offsets: None,
             }),
         }
     }
@@ -206,7 +209,10 @@ mod tests {
 
     #[test]
     fn acks_fold_into_contiguous_ranges() {
-        let r = to_ranges("t", vec![(1, 5), (0, 1), (1, 3), (0, 0), (1, 4), (1, 7)]);
+        let r = to_ranges(
+            "t",
+            vec![(1, 5), (0, 1), (1, 3), (0, 0), (1, 4), (1, 7), (1, -1)],
+        );
         let got: Vec<_> = r
             .iter()
             .map(|r| (r.partition, r.min_offset, r.max_offset, r.count))

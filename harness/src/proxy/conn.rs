@@ -89,14 +89,14 @@ impl ConnState {
         }
     }
 
-    pub(crate) fn sent(&self, correlation_id: i32, api_key: i16) {
+    pub(crate) fn sent(&self, correlation_id: i32, api_key: i16, api_version: i16) {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .sent(correlation_id, api_key);
+            .sent(correlation_id, api_key, api_version);
     }
 
-    pub(crate) fn answered(&self, correlation_id: i32) -> Option<i16> {
+    pub(crate) fn answered(&self, correlation_id: i32) -> Option<(i16, i16)> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -184,6 +184,7 @@ async fn relay(
             shared.seed ^ state.id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ direction as u64,
         ),
         budget_bytes: shared.budget_bytes,
+        mock_responses: shared.mock_responses,
     };
     let to_broker =
         pump(Direction::ToBroker).run(BufReader::with_capacity(READ_BUF, client_rx), upstream_tx);

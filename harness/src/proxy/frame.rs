@@ -115,6 +115,99 @@ pub fn parse_response_correlation_id(frame: &[u8]) -> Option<i32> {
     Some(i32::from_be_bytes(body.get(0..4)?.try_into().ok()?))
 }
 
+/// SyncGroup's API key, and the first version with flexible (compact) encoding.
+const SYNC_GROUP: i16 = 14;
+const SYNC_GROUP_FLEXIBLE: i16 = 4;
+
+/// Whether a request frame is a SyncGroup that carries assignments: the group leader's.
+/// Followers send theirs with none. `false` for anything else or anything unparsable.
+pub fn is_leader_sync_group(frame: &[u8]) -> bool {
+    sync_group_assignments(frame).is_some_and(|n| n > 0)
+}
+
+/// The number of assignments a SyncGroup request carries (versions 0-5).
+fn sync_group_assignments(frame: &[u8]) -> Option<u64> {
+    let h = parse_request_header(frame)?;
+    if h.api_key != SYNC_GROUP {
+        return None;
+    }
+    let flexible = h.api_version >= SYNC_GROUP_FLEXIBLE;
+    let client_id_len = h.client_id.as_ref().map_or(0, String::len);
+    let mut c = Cursor {
+        buf: frame.get(SIZE_LEN..)?,
+        pos: 10 + client_id_len,
+    };
+    if flexible {
+        c.skip_tagged_fields()?;
+    }
+    c.string(flexible)?; // group_id
+    c.skip(4)?; // generation_id
+    c.string(flexible)?; // member_id
+    if h.api_version >= 3 {
+        c.string(flexible)?; // group_instance_id (nullable)
+    }
+    if h.api_version >= 5 {
+        c.string(flexible)?; // protocol_type (nullable)
+        c.string(flexible)?; // protocol_name (nullable)
+    }
+    if flexible {
+        Some(c.uvarint()?.saturating_sub(1))
+    } else {
+        let n = i32::from_be_bytes(c.take(4)?.try_into().ok()?);
+        Some(n.max(0) as u64)
+    }
+}
+
+/// Reads Kafka's primitive types from a request body.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let out = self.buf.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(out)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+
+    fn uvarint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.take(1)?.first()?;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    /// Skips a (nullable) string: `i16` length, or a compact one (`uvarint` length + 1).
+    fn string(&mut self, compact: bool) -> Option<()> {
+        let len = if compact {
+            self.uvarint()?.checked_sub(1).map_or(0, |n| n as usize)
+        } else {
+            let n = i16::from_be_bytes(self.take(2)?.try_into().ok()?);
+            n.max(0) as usize
+        };
+        self.skip(len)
+    }
+
+    fn skip_tagged_fields(&mut self) -> Option<()> {
+        for _ in 0..self.uvarint()? {
+            self.uvarint()?; // tag
+            let size = self.uvarint()? as usize;
+            self.skip(size)?;
+        }
+        Some(())
+    }
+}
+
 /// Most requests remembered per connection. Requests that never get a response (Produce
 /// with acks=0) are pruned as later responses arrive; the cap only guards a connection
 /// that never sees a response at all.
@@ -124,25 +217,30 @@ const MAX_IN_FLIGHT: usize = 1 << 16;
 /// a response's correlation id maps back to the API it answers.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
-    sent: VecDeque<(i32, i16)>,
+    /// (correlation id, api key, api version)
+    sent: VecDeque<(i32, i16, i16)>,
 }
 
 impl InFlight {
     /// Records a request just before it is written to the broker.
-    pub(crate) fn sent(&mut self, correlation_id: i32, api_key: i16) {
+    pub(crate) fn sent(&mut self, correlation_id: i32, api_key: i16, api_version: i16) {
         if self.sent.len() == MAX_IN_FLIGHT {
             self.sent.pop_front();
         }
-        self.sent.push_back((correlation_id, api_key));
+        self.sent.push_back((correlation_id, api_key, api_version));
     }
 
-    /// The API a response answers. A broker answers a connection's requests in the order
-    /// it received them, so older entries left before the match never get an answer.
-    pub(crate) fn answered(&mut self, correlation_id: i32) -> Option<i16> {
-        let pos = self.sent.iter().position(|(c, _)| *c == correlation_id)?;
-        let api_key = self.sent[pos].1;
+    /// The API (key, version) a response answers. A broker answers a connection's
+    /// requests in the order it received them, so older entries left before the match
+    /// never get an answer.
+    pub(crate) fn answered(&mut self, correlation_id: i32) -> Option<(i16, i16)> {
+        let pos = self
+            .sent
+            .iter()
+            .position(|(c, _, _)| *c == correlation_id)?;
+        let (_, api_key, api_version) = self.sent[pos];
         self.sent.drain(..=pos);
-        Some(api_key)
+        Some((api_key, api_version))
     }
 
     #[cfg(test)]
@@ -180,6 +278,76 @@ mod tests {
         let mut frame = (body.len() as i32).to_be_bytes().to_vec();
         frame.extend_from_slice(&body);
         frame
+    }
+
+    /// A SyncGroup request of `version` with `assignments` member assignments.
+    fn sync_group(version: i16, assignments: usize) -> Vec<u8> {
+        let flexible = version >= 4;
+        let string = |b: &mut Vec<u8>, s: &str| {
+            if flexible {
+                b.push(s.len() as u8 + 1);
+            } else {
+                b.extend_from_slice(&(s.len() as i16).to_be_bytes());
+            }
+            b.extend_from_slice(s.as_bytes());
+        };
+        let mut body = Vec::new();
+        body.extend_from_slice(&14i16.to_be_bytes());
+        body.extend_from_slice(&version.to_be_bytes());
+        body.extend_from_slice(&7i32.to_be_bytes());
+        body.extend_from_slice(&2i16.to_be_bytes());
+        body.extend_from_slice(b"C1");
+        if flexible {
+            body.push(0); // header tagged fields
+        }
+        string(&mut body, "group");
+        body.extend_from_slice(&3i32.to_be_bytes());
+        string(&mut body, "member-1");
+        if version >= 3 {
+            if flexible {
+                body.push(0); // null
+            } else {
+                body.extend_from_slice(&(-1i16).to_be_bytes());
+            }
+        }
+        if version >= 5 {
+            string(&mut body, "consumer");
+            string(&mut body, "range");
+        }
+        if flexible {
+            body.push(assignments as u8 + 1);
+        } else {
+            body.extend_from_slice(&(assignments as i32).to_be_bytes());
+        }
+        for i in 0..assignments {
+            string(&mut body, &format!("member-{i}"));
+            if flexible {
+                body.push(3);
+                body.extend_from_slice(&[0, 1]);
+                body.push(0); // tagged fields
+            } else {
+                body.extend_from_slice(&2i32.to_be_bytes());
+                body.extend_from_slice(&[0, 1]);
+            }
+        }
+        if flexible {
+            body.push(0);
+        }
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    #[test]
+    fn the_leaders_sync_group_is_told_from_the_followers_in_every_version() {
+        for version in 0..=5 {
+            assert!(is_leader_sync_group(&sync_group(version, 3)), "v{version}");
+            assert!(!is_leader_sync_group(&sync_group(version, 0)), "v{version}");
+        }
+        // Not a SyncGroup, or cut short: never the leader's.
+        assert!(!is_leader_sync_group(&request(12, 1, Some("C1"), &[])));
+        let full = sync_group(5, 3);
+        assert!(!is_leader_sync_group(&full[..full.len() / 2]));
     }
 
     /// Yields the stream in the given chunk sizes, one chunk per read at most.
@@ -272,13 +440,13 @@ mod tests {
     #[test]
     fn in_flight_maps_responses_and_prunes_unanswered() {
         let mut f = InFlight::default();
-        f.sent(1, 0); // Produce acks=0: never answered
-        f.sent(2, 12);
-        f.sent(3, 8);
-        assert_eq!(f.answered(2), Some(12));
+        f.sent(1, 0, 0); // Produce acks=0: never answered
+        f.sent(2, 12, 0);
+        f.sent(3, 8, 0);
+        assert_eq!(f.answered(2), Some((12, 0)));
         assert_eq!(f.len(), 1, "the unanswered request before it is pruned");
         assert_eq!(f.answered(99), None);
-        assert_eq!(f.answered(3), Some(8));
+        assert_eq!(f.answered(3), Some((8, 0)));
         assert_eq!(f.len(), 0);
     }
 

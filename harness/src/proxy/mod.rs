@@ -22,11 +22,12 @@
 //! order. librdkafka matches responses by correlation id and copes; the Java client
 //! requires in-order responses per connection and will fail the connection
 //! ("correlation id ... does not match"). For a partition that keeps the stream intact,
-//! use a blackhole without `api_key`. Latency never reorders: a frame waits for the one
-//! ahead of it, whatever its own draw.
+//! use a blackhole without `api_key`, or a `Stall`: from the first frame of its API on,
+//! it holds everything behind that frame too, in order. Latency never reorders: a frame
+//! waits for the one ahead of it, whatever its own draw.
 //!
 //! # Precedence
-//! `Reset` > `DropApi` > `Blackhole` > `Latency` (see [`Action`]): the most destructive
+//! `Reset` > `DropApi` > `Blackhole`, `Stall` > `Latency` (see [`Action`]): the most destructive
 //! matching rule wins; latencies add up. Held frames are judged again whenever the rule
 //! set changes, and latency for a released frame counts from its release.
 //!
@@ -40,6 +41,7 @@
 //! listener and closes every connection; [`Proxy::shutdown`] does the same and returns
 //! once they are all gone.
 
+mod compat;
 mod conn;
 mod frame;
 mod pump;
@@ -57,7 +59,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
-pub use frame::{parse_request_header, parse_response_correlation_id, RequestHeader};
+pub use frame::{
+    is_leader_sync_group, parse_request_header, parse_response_correlation_id, RequestHeader,
+};
 pub use rules::{Action, Direction, Match, Rule, RuleError, RuleId, RuleStats};
 
 use conn::ConnState;
@@ -87,6 +91,9 @@ pub struct ProxyOptions {
     /// Most bytes of complete frames queued or held per connection and direction before
     /// the proxy stops reading from that side.
     pub buffer_bytes: u32,
+    /// Fix the responses of librdkafka's mock broker that no Kafka broker would send
+    /// (see `compat`), for clients other than librdkafka.
+    pub mock_responses: bool,
 }
 
 impl Default for ProxyOptions {
@@ -94,6 +101,7 @@ impl Default for ProxyOptions {
         ProxyOptions {
             seed: None,
             buffer_bytes: 64 << 20,
+            mock_responses: false,
         }
     }
 }
@@ -110,6 +118,7 @@ pub(crate) struct Shared {
     conns: Mutex<HashMap<u64, Arc<ConnState>>>,
     seed: u64,
     budget_bytes: u32,
+    mock_responses: bool,
 }
 
 impl Shared {
@@ -190,6 +199,7 @@ impl Proxy {
             conns: Mutex::default(),
             seed: opts.seed.unwrap_or_else(rand::random),
             budget_bytes: opts.buffer_bytes.max(1),
+            mock_responses: opts.mock_responses,
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(accept_loop(listener, shared.clone(), stopped));

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, trace};
 
+use super::compat;
 use super::conn::{ConnState, Stop};
 use super::frame::{self, ReadOutcome};
 use super::rules::{Direction, FrameInfo, RuleId, RuleSet, Verdict};
@@ -24,7 +25,10 @@ struct Frame {
     /// Size prefix included: forwarded as is.
     bytes: Vec<u8>,
     api_key: Option<i16>,
+    api_version: Option<i16>,
     correlation_id: Option<i32>,
+    /// A SyncGroup request carrying the leader's assignments.
+    leader_sync: bool,
     /// When latency starts counting: arrival, or the moment a blackhole let it go.
     ready_at: Instant,
     /// Its share of the direction's buffer budget, returned when the frame leaves.
@@ -46,6 +50,8 @@ pub(crate) struct Pump<'a> {
     pub rng: StdRng,
     /// Most bytes of complete frames queued or held in this direction.
     pub budget_bytes: u32,
+    /// Fix the mock broker's responses (see `compat`).
+    pub mock_responses: bool,
 }
 
 impl Pump<'_> {
@@ -60,11 +66,14 @@ impl Pump<'_> {
         let budget = Arc::new(Semaphore::new(self.budget_bytes as usize));
         let reader = read_frames(
             src,
-            self.direction,
-            self.conn,
+            Reading {
+                direction: self.direction,
+                conn: self.conn,
+                budget_bytes: self.budget_bytes,
+                mock_responses: self.mock_responses,
+            },
             tx,
             budget,
-            self.budget_bytes,
         );
         let mut rules = self.rules;
         let current = rules.borrow_and_update().clone();
@@ -81,16 +90,28 @@ impl Pump<'_> {
     }
 }
 
+/// What the reading half of a direction needs to know.
+struct Reading<'a> {
+    direction: Direction,
+    conn: &'a ConnState,
+    budget_bytes: u32,
+    mock_responses: bool,
+}
+
 async fn read_frames<R: AsyncRead + Unpin>(
     mut src: R,
-    direction: Direction,
-    conn: &ConnState,
+    reading: Reading<'_>,
     tx: mpsc::UnboundedSender<Msg>,
     budget: Arc<Semaphore>,
-    budget_bytes: u32,
 ) -> Result<(), Stop> {
+    let Reading {
+        direction,
+        conn,
+        budget_bytes,
+        mock_responses,
+    } = reading;
     loop {
-        let bytes = match frame::read_frame(&mut src).await {
+        let mut bytes = match frame::read_frame(&mut src).await {
             Ok(ReadOutcome::Frame(bytes)) => bytes,
             Ok(ReadOutcome::Eof) => return Ok(()),
             Ok(ReadOutcome::Truncated { got, want }) => {
@@ -106,17 +127,22 @@ async fn read_frames<R: AsyncRead + Unpin>(
             }
             Err(e) => return Err(Stop::Io(direction, e)),
         };
-        let (api_key, correlation_id) = match direction {
+        let (api_key, api_version, correlation_id) = match direction {
             Direction::ToClient => {
                 let corr = frame::parse_response_correlation_id(&bytes);
-                (corr.and_then(|c| conn.answered(c)), corr)
+                let answered = corr.and_then(|c| conn.answered(c));
+                if let (true, Some((key, version))) = (mock_responses, answered) {
+                    // Before the budget is taken: a fix may change the frame's size.
+                    bytes = compat::fix_mock_response(key, version, bytes);
+                }
+                (answered.map(|a| a.0), answered.map(|a| a.1), corr)
             }
             _ => match frame::parse_request_header(&bytes) {
                 Some(h) => {
                     conn.learn_client_id(h.client_id);
-                    (Some(h.api_key), Some(h.correlation_id))
+                    (Some(h.api_key), Some(h.api_version), Some(h.correlation_id))
                 }
-                None => (None, None),
+                None => (None, None, None),
             },
         };
         trace!(
@@ -132,6 +158,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
         let permits = u32::try_from(bytes.len())
             .unwrap_or(u32::MAX)
             .min(budget_bytes);
+        let leader_sync = direction == Direction::ToBroker && frame::is_leader_sync_group(&bytes);
         let permit = budget
             .clone()
             .acquire_many_owned(permits)
@@ -140,7 +167,9 @@ async fn read_frames<R: AsyncRead + Unpin>(
         let frame = Frame {
             bytes,
             api_key,
+            api_version,
             correlation_id,
+            leader_sync,
             ready_at: Instant::now(),
             _budget: permit,
         };
@@ -237,8 +266,18 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                 direction: self.direction,
                 api_key: frame.api_key,
                 len: frame.bytes.len(),
+                leader_sync: frame.leader_sync,
             };
-            self.current.judge(&info, held_by, &mut self.rng)
+            // Behind a frame a stall holds, everything waits in line.
+            let stalled = self
+                .held
+                .back()
+                .map(|h| h.by)
+                .filter(|id| self.current.stalls(*id));
+            match stalled {
+                Some(id) => self.current.hold_behind(id, &info, held_by == Some(id)),
+                None => self.current.judge(&info, held_by, &mut self.rng),
+            }
         };
         match verdict {
             Verdict::Reset(id) => return Err(Stop::Reset(id)),
@@ -270,7 +309,7 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         if self.direction == Direction::ToBroker {
             // Recorded before the write: the response cannot arrive earlier.
             if let (Some(api), Some(corr)) = (frame.api_key, frame.correlation_id) {
-                self.conn.sent(corr, api);
+                self.conn.sent(corr, api, frame.api_version.unwrap_or(0));
             }
         }
         self.dst

@@ -45,6 +45,8 @@ pub struct Match {
     /// Request API key; responses match through the API of the request they answer.
     pub api_key: Option<i16>,
     pub direction: Direction,
+    /// Only SyncGroup requests that carry assignments: the group leader's.
+    pub leader_sync: bool,
 }
 
 /// What happens to what a rule matches.
@@ -64,8 +66,14 @@ pub enum Action {
     /// (never below zero), keeping the order of frames within a connection.
     Latency { ms: u64, jitter_ms: u64 },
     /// Silently discard matched frames (an `api_key` is required): requests never reach
-    /// the broker, responses never reach the client.
+    /// the broker, responses never reach the client. No real network does this inside a
+    /// TCP stream, and clients that match responses to requests by order (the Java
+    /// client, Sarama, aiokafka) break on it; prefer `Stall`.
     DropApi,
+    /// A path that stalls when a matched frame is sent: from that frame on, every frame
+    /// of the connection in that direction is held, in order, until the rule is removed,
+    /// then delivered. The stream stays intact, as TCP keeps it.
+    Stall,
 }
 
 /// One fault: a match and an action.
@@ -117,6 +125,19 @@ impl Rule {
         Rule::new(Action::DropApi)
             .api_key(api_key)
             .direction(Direction::ToBroker)
+    }
+
+    /// Stalls a connection's requests from its first request of `api_key` on.
+    pub fn stall_from(api_key: i16) -> Self {
+        Rule::new(Action::Stall)
+            .api_key(api_key)
+            .direction(Direction::ToBroker)
+    }
+
+    /// Narrows the rule to SyncGroup requests that carry the leader's assignments.
+    pub fn leader_sync(mut self) -> Self {
+        self.matcher.leader_sync = true;
+        self
     }
 
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
@@ -219,6 +240,8 @@ pub(crate) struct FrameInfo<'a> {
     pub direction: Direction,
     pub api_key: Option<i16>,
     pub len: usize,
+    /// A SyncGroup request carrying assignments.
+    pub leader_sync: bool,
 }
 
 /// What to do with one frame.
@@ -244,6 +267,7 @@ impl Match {
         self.matches_client(f.client)
             && self.direction.covers(f.direction)
             && self.api_key.is_none_or(|k| f.api_key == Some(k))
+            && (!self.leader_sync || f.leader_sync)
     }
 }
 
@@ -331,10 +355,11 @@ impl RuleSet {
             bump(&e.counters.bytes_dropped, bytes);
             return Verdict::Drop;
         }
-        let mut holders = active(|a| *a == Action::Blackhole);
+        let holds = |a: &Action| matches!(a, Action::Blackhole | Action::Stall);
+        let mut holders = active(holds);
         let holder = match held_by {
             // Stay with the current holder while it still holds, so stats stay put.
-            Some(id) => active(|a| *a == Action::Blackhole)
+            Some(id) => active(holds)
                 .find(|e| e.id == id)
                 .or_else(|| holders.next()),
             None => holders.next(),
@@ -359,6 +384,28 @@ impl RuleSet {
             bump(&e.counters.frames_delayed, 1);
         }
         delay.map_or(Verdict::Pass, Verdict::Delay)
+    }
+}
+
+impl RuleSet {
+    /// Whether `id` is a stall rule still in force: the frames behind the one it holds
+    /// are held too.
+    pub(crate) fn stalls(&self, id: RuleId) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.id == id && e.rule.action == Action::Stall)
+    }
+
+    /// Holds a frame behind a stalled one, counted on the stall rule.
+    pub(crate) fn hold_behind(&self, id: RuleId, f: &FrameInfo<'_>, already: bool) -> Verdict {
+        if let Some(e) = self.entries.iter().find(|e| e.id == id) {
+            if !already {
+                bump(&e.counters.frames_matched, 1);
+                bump(&e.counters.frames_held, 1);
+                bump(&e.counters.bytes_held, f.len as u64);
+            }
+        }
+        Verdict::Hold(id)
     }
 }
 
@@ -389,6 +436,7 @@ mod tests {
             direction,
             api_key: Some(api_key),
             len: 10,
+            leader_sync: false,
         }
     }
 

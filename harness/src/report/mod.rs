@@ -1,19 +1,35 @@
-//! Reports of a checked run: verdict.json (machine-readable) and summary.md (for people).
-//! The history itself is already in the same directory.
+//! Reports of a checked run: verdict.json (machine-readable), summary.md (for people),
+//! metrics.prom (OpenMetrics). The history itself is already in the same directory.
+
+mod html;
+pub mod junit;
+pub mod metrics;
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::check::{Outcome, Verdict};
+use crate::check::{Model, Verdict};
+
+pub use html::{index, page, IndexCell};
 
 pub fn write(dir: &Path, verdict: &Verdict) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = serde_json::to_string_pretty(verdict)?;
     std::fs::write(dir.join("verdict.json"), json + "\n").context("cannot write verdict.json")?;
     std::fs::write(dir.join("summary.md"), summary(verdict)).context("cannot write summary.md")?;
+    std::fs::write(dir.join("metrics.prom"), metrics::render(verdict))
+        .context("cannot write metrics.prom")?;
     Ok(())
+}
+
+/// Writes `report.html`: the verdict drawn over the run's timeline (needs the model, so
+/// only callers that have the history call it).
+pub fn write_page(dir: &Path, verdict: &Verdict, model: &Model) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(dir.join("report.html"), page(verdict, model))
+        .context("cannot write report.html")
 }
 
 fn ms(v: Option<u64>) -> String {
@@ -22,18 +38,23 @@ fn ms(v: Option<u64>) -> String {
 
 pub fn summary(v: &Verdict) -> String {
     let mut s = String::new();
-    let status = outcome_label(v.outcome);
+    let status = v.outcome.label();
+    let protocol = v.protocol.map_or("?", |p| p.as_str());
     let _ = writeln!(
         s,
-        "# {} / {} / {}: {status}\n",
-        v.scenario, v.protocol, v.broker
+        "# {} / {protocol} / {}: {status}\n",
+        v.scenario, v.broker
     );
+    if !v.clients.is_empty() {
+        let clients: Vec<String> = v.clients.iter().map(ToString::to_string).collect();
+        let _ = writeln!(s, "Client: {}\n", clients.join(", "));
+    }
     let _ = writeln!(s, "Seed {}. Replay: `{}`\n", v.seed, v.replay);
     let _ = writeln!(s, "| check | result | detail |\n|---|---|---|");
     for c in &v.checks {
         let r = match (&c.known_deviation, c.passed) {
             (_, true) => "pass",
-            (Some(_), false) => "known deviation",
+            (Some(_), false) => "waived",
             (None, false) => "FAIL",
         };
         let _ = writeln!(s, "| {} | {r} | {} |", c.name, c.detail.replace('|', "\\|"));
@@ -69,7 +90,7 @@ pub fn summary(v: &Verdict) -> String {
                 s,
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 f.id,
-                f.kind,
+                f.kind.as_str(),
                 f.target.as_deref().unwrap_or("-"),
                 ms(f.detection_ms),
                 ms(f.recovery_ms),
@@ -78,15 +99,33 @@ pub fn summary(v: &Verdict) -> String {
             );
         }
     }
-    s
-}
-
-/// How an outcome is shown to people.
-pub fn outcome_label(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Pass => "PASSED",
-        Outcome::KnownDeviation => "KNOWN DEVIATION",
-        Outcome::Skipped => "SKIPPED",
-        Outcome::Fail => "FAILED",
+    let waived: Vec<String> = v
+        .violations()
+        .filter_map(|x| {
+            x.waived_by.as_ref().map(|id| {
+                format!(
+                    "- {} / {}: {} (waived by `{id}`)",
+                    x.rule, x.kind, x.message
+                )
+            })
+        })
+        .collect();
+    if !waived.is_empty() {
+        let _ = writeln!(s, "\n## Waived by known deviations and client findings\n");
+        let _ = writeln!(s, "{}", waived.join("\n"));
     }
+    if !v.stale_deviations.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Stale deviations\n\nThese applied to the run but waived nothing: {}",
+            v.stale_deviations.join(", ")
+        );
+    }
+    if !v.notes.is_empty() {
+        let _ = writeln!(s, "\n## Notes\n");
+        for n in &v.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
+    s
 }

@@ -1,11 +1,7 @@
 //! One run of one scenario: start the cluster, the producer and the members, execute the
 //! steps, drain, shut down cleanly, then check the history and write the reports.
 
-mod recorder;
-mod view;
-
-pub use recorder::{Recorder, Waited};
-pub use view::{ExitStatus, GroupView};
+mod ticker;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +14,10 @@ use crate::check::{self, Verdict};
 use crate::client::{protocol_flags, DriverCommand};
 use crate::cluster::{self, ClusterOptions, Unsupported};
 use crate::fault::{Executor, StepOutcome, Targets, SHUTDOWN_TIMEOUT};
-use crate::history::{read_history, Budget, Event, Expectations, HistoryWriter, RunInfo};
+use crate::history::{
+    read_history, Budget, Event, Expectations, FaultKind, HistoryWriter, Protocol, Recorder,
+    RunInfo, Waited,
+};
 use crate::network::Network;
 use crate::produce::Producer;
 use crate::report;
@@ -26,7 +25,7 @@ use crate::scenario::{cell_expectations, known_deviations, Budgets, Scenario};
 
 pub struct RunConfig {
     pub scenario: Scenario,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub broker: String,
     pub report_dir: PathBuf,
     /// `None`: the reference driver.
@@ -42,10 +41,12 @@ pub struct RunConfig {
 pub async fn run(cfg: RunConfig) -> Result<Verdict> {
     let started = Instant::now();
     let sc = &cfg.scenario;
-    protocol_flags(&cfg.protocol)?;
-    let budgets =
+    let budgets = if sc.chaos {
+        Budgets::chaos(sc.fault_kinds())
+    } else {
         cfg.budgets
-            .resolve(&cfg.broker, &cfg.protocol, sc.fault_kinds(), &sc.consumer)?;
+            .resolve(&cfg.broker, cfg.protocol, sc.fault_kinds(), &sc.consumer)?
+    };
     let driver = match &cfg.driver {
         Some(d) => d.clone(),
         None => DriverCommand::reference()?,
@@ -77,6 +78,7 @@ pub async fn run(cfg: RunConfig) -> Result<Verdict> {
     let records = read_history(&history_path)?;
     let verdict = check::check(&records);
     report::write(&cfg.report_dir, &verdict)?;
+    report::write_page(&cfg.report_dir, &verdict, &check::Model::build(&records))?;
     Ok(verdict)
 }
 
@@ -99,100 +101,28 @@ impl Drop for FinishGuard {
 }
 
 /// Drives the scenario from broker start to clean shutdown; returns the run's outcome
-/// ("completed", or why it stalled).
+/// ("completed", or why it stalled or was skipped).
 async fn drive(
     cfg: &RunConfig,
     driver: &DriverCommand,
-    budgets: BTreeMap<String, Budget>,
+    budgets: BTreeMap<FaultKind, Budget>,
     recorder: &Arc<Recorder>,
     members_dir: &Path,
 ) -> Result<String> {
-    let started = Instant::now();
     let sc = &cfg.scenario;
-    let flags = protocol_flags(&cfg.protocol)?;
-    let progress = |what: &str| {
-        eprintln!(
-            "[{} {}] {:>5.1}s {what}",
-            sc.name,
-            cfg.protocol,
-            started.elapsed().as_secs_f64()
-        )
+    let bed = match Testbed::start(cfg, budgets, recorder).await? {
+        Ok(bed) => bed,
+        Err(skipped) => return Ok(skipped),
     };
-
-    let run_started = Event::RunStarted(Box::new(RunInfo {
-        scenario: sc.name.clone(),
-        protocol: cfg.protocol.clone(),
-        broker: cfg.broker.clone(),
-        seed: cfg.seed,
-        topic: sc.topic.clone(),
-        partitions: sc.partitions,
-        group: sc.group.clone(),
-        consumer: sc.consumer.clone(),
-        budgets,
-        expectations: Expectations {
-            final_balanced_over: sc.final_balanced_over.clone(),
-        },
-        replay: cfg.replay.clone(),
-        cell_expectations: cell_expectations(&cfg.protocol, sc.fault_kinds())?,
-        known_deviations: known_deviations(&cfg.broker, &cfg.protocol, sc.fault_kinds())?,
-    }));
-    // A protocol the broker does not implement: reported skipped, with the reason.
-    if let Some(why) = cluster::lacks_protocol(&cfg.broker, &cfg.protocol) {
-        recorder.record(None, run_started);
-        progress(&format!("skipped: {why}"));
-        return Ok(format!("skipped: {why}"));
-    }
-    let started_cluster = cluster::start(
-        &cfg.broker,
-        &ClusterOptions {
-            brokers: 3,
-            initial_rebalance_delay_ms: 1000,
-            consumer_session_timeout_ms: sc.consumer.session_timeout_ms as i32,
-            consumer_heartbeat_interval_ms: sc.consumer.heartbeat_interval_ms as i32,
-            log_dir: Some(cfg.report_dir.clone()),
-        },
-    );
-    let cluster = match started_cluster {
-        Ok(c) => c,
-        // A broker this machine cannot run (an image absent and not pullable): the run
-        // is reported skipped, with a history that says why.
-        Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
-            recorder.record(None, run_started);
-            progress(&format!("skipped: {e:#}"));
-            return Ok(format!("skipped: {e:#}"));
-        }
-        Err(e) => return Err(e),
-    };
-    // The network first: a broker process starts advertising its proxy.
-    let network = Network::front(cluster.as_ref()).await?;
-    cluster.create_topic(&sc.topic, sc.partitions)?;
-    for topic in sc.other_topics() {
-        cluster.create_topic(topic, sc.partitions)?;
-    }
-    recorder.record(None, run_started);
-    progress(&format!(
-        "broker {} up at {}, clients through proxies {}",
-        cfg.broker,
-        cluster.bootstrap_servers(),
-        network.bootstrap_servers()
-    ));
-
-    let producer = Producer::start(
-        &network.bootstrap_servers(),
-        &sc.topic,
-        sc.partitions,
-        sc.rate_per_sec,
-        recorder.clone(),
-    )?;
     let label = format!("{} {}", sc.name, cfg.protocol);
     let mut exec = Executor::new(
         sc,
         Targets {
-            cluster: cluster.as_ref(),
-            network: &network,
+            cluster: bed.cluster.as_ref(),
+            network: &bed.network,
             recorder,
             driver,
-            flags,
+            flags: protocol_flags(cfg.protocol),
             members_dir,
         },
         label,
@@ -202,7 +132,7 @@ async fn drive(
     // gets drained and checked, and the verdict says where the group got stuck.
     let mut ended: Option<String> = None;
     for (i, step) in sc.steps.iter().enumerate() {
-        match exec.apply(i + 1, step).await? {
+        match exec.apply_scheduled(i + 1, step).await? {
             StepOutcome::Done => {}
             StepOutcome::Stalled(why) => {
                 ended = Some(format!("stalled: {why}"));
@@ -215,26 +145,12 @@ async fn drive(
             }
         }
     }
-
-    // Stop production and let the group drain what was acked.
-    tokio::task::spawn_blocking(move || producer.stop()).await??;
+    // Scheduled faults still in force run their course first.
+    exec.heal_all().await?;
+    bed.stop_production().await?;
     exec.progress("production stopped; draining");
-    let await_timeout = Duration::from_millis(sc.await_timeout_ms);
-    // A skipped fault leaves a healthy group: drain it so the checks see every record.
-    let drain = ended.as_deref().is_none_or(|e| e.starts_with("skipped: "));
-    if drain {
-        if let Waited::TimedOut(state) = recorder.wait_for(await_timeout, |v| v.drained()).await? {
-            ended = Some(format!(
-                "stalled: the group did not drain within {} ms: {state}",
-                sc.await_timeout_ms
-            ));
-        }
-    } else {
-        // A stalled group still drains what it owns, so the loss check can tell records
-        // stranded on unowned partitions from records an owner skipped.
-        recorder
-            .wait_for(await_timeout, |v| v.drained_where_owned())
-            .await?;
+    if let Some(stalled) = drain(recorder, sc, ended.as_deref()).await? {
+        ended = Some(stalled);
     }
 
     // Clean shutdown of every member still running.
@@ -247,4 +163,159 @@ async fn drive(
         bail!("{msg}");
     }
     Ok(ended.unwrap_or_else(|| "completed".to_owned()))
+}
+
+/// Lets the group consume what was acked once production stopped. A healthy group (one
+/// that completed, or stopped at a fault it cannot inject) must drain all of it; a
+/// stalled one drains what it owns, so the loss check can tell records stranded on
+/// unowned partitions from records an owner skipped. Returns a stall, if the drain was
+/// one.
+pub(crate) async fn drain(
+    recorder: &Recorder,
+    sc: &Scenario,
+    ended: Option<&str>,
+) -> Result<Option<String>> {
+    let await_timeout = Duration::from_millis(sc.await_timeout_ms);
+    let healthy = ended.is_none_or(|e| e.starts_with("skipped: "));
+    // Nobody left to consume: the wait cannot succeed, so it ends at once.
+    let waited = recorder
+        .wait_for(await_timeout, |v| {
+            v.running.is_empty()
+                || if healthy {
+                    v.drained()
+                } else {
+                    v.drained_where_owned()
+                }
+        })
+        .await?;
+    Ok(match waited {
+        Waited::TimedOut(state) if healthy => Some(format!(
+            "stalled: the group did not drain within {} ms: {state}",
+            sc.await_timeout_ms
+        )),
+        _ => None,
+    })
+}
+
+/// What every run stands on: the brokers, the proxies in front of them, the topics, the
+/// producer, and the ticker that watches for a starved machine.
+pub(crate) struct Testbed {
+    pub cluster: Box<dyn crate::cluster::Cluster>,
+    pub network: Network,
+    /// Taken when production stops.
+    producer: std::sync::Mutex<Option<Producer>>,
+    _ticker: ticker::Ticker,
+}
+
+impl Testbed {
+    /// Starts everything and records `run_started`. `Err(reason)` inside: the run is
+    /// skipped (the broker lacks the protocol, or cannot run on this machine), with a
+    /// history that says why.
+    pub(crate) async fn start(
+        cfg: &RunConfig,
+        budgets: BTreeMap<FaultKind, Budget>,
+        recorder: &Arc<Recorder>,
+    ) -> Result<Result<Testbed, String>> {
+        let started = Instant::now();
+        let sc = &cfg.scenario;
+        let progress = |what: &str| {
+            eprintln!(
+                "[{} {}] {:>5.1}s {what}",
+                sc.name,
+                cfg.protocol,
+                started.elapsed().as_secs_f64()
+            )
+        };
+        let run_started = Event::RunStarted(Box::new(RunInfo {
+            scenario: sc.name.clone(),
+            protocol: cfg.protocol,
+            broker: cfg.broker.clone(),
+            seed: cfg.seed,
+            topic: sc.topic.clone(),
+            partitions: sc.partitions,
+            group: sc.group.clone(),
+            consumer: sc.consumer.clone(),
+            rate_per_sec: Some(sc.rate_per_sec),
+            budgets,
+            expectations: Expectations {
+                final_balanced_over: sc.final_balanced_over.clone(),
+            },
+            replay: cfg.replay.clone(),
+            // Overlapping chaos faults blur what each one's window must show.
+            cell_expectations: if sc.chaos {
+                BTreeMap::new()
+            } else {
+                cell_expectations(cfg.protocol, sc.fault_kinds())?
+            },
+            known_deviations: known_deviations(&cfg.broker, cfg.protocol, sc.fault_kinds())?,
+            chaos: sc.chaos,
+        }));
+        // A protocol the broker does not implement: reported skipped, with the reason.
+        if let Some(why) = cluster::lacks_protocol(&cfg.broker, cfg.protocol) {
+            recorder.record(None, run_started);
+            progress(&format!("skipped: {why}"));
+            return Ok(Err(format!("skipped: {why}")));
+        }
+        let started_cluster = cluster::start(
+            &cfg.broker,
+            &ClusterOptions {
+                brokers: 3,
+                initial_rebalance_delay_ms: 1000,
+                consumer_session_timeout_ms: sc.consumer.session_timeout_ms as i32,
+                consumer_heartbeat_interval_ms: sc.consumer.heartbeat_interval_ms as i32,
+                log_dir: Some(cfg.report_dir.clone()),
+            },
+        );
+        let cluster = match started_cluster {
+            Ok(c) => c,
+            // A broker this machine cannot run (an image absent and not pullable).
+            Err(e) if e.downcast_ref::<Unsupported>().is_some() => {
+                recorder.record(None, run_started);
+                progress(&format!("skipped: {e:#}"));
+                return Ok(Err(format!("skipped: {e:#}")));
+            }
+            Err(e) => return Err(e),
+        };
+        // The network first: a broker process starts advertising its proxy.
+        let network = Network::front(cluster.as_ref(), cfg.seed).await?;
+        cluster.create_topic(&sc.topic, sc.partitions)?;
+        for topic in sc.other_topics() {
+            cluster.create_topic(topic, sc.partitions)?;
+        }
+        recorder.record(None, run_started);
+        // Measures how late the harness's own timers run, so a starved machine is seen.
+        let ticker = ticker::start(recorder.clone());
+        progress(&format!(
+            "broker {} up at {}, clients through proxies {}",
+            cfg.broker,
+            cluster.bootstrap_servers(),
+            network.bootstrap_servers()
+        ));
+        let producer = Producer::start(
+            &network.bootstrap_servers(),
+            &sc.topic,
+            sc.partitions,
+            sc.rate_per_sec,
+            recorder.clone(),
+        )?;
+        Ok(Ok(Testbed {
+            cluster,
+            network,
+            producer: std::sync::Mutex::new(Some(producer)),
+            _ticker: ticker,
+        }))
+    }
+
+    /// Stops sending and waits for every outstanding ack (`production_stopped`).
+    pub(crate) async fn stop_production(&self) -> Result<()> {
+        let producer = self
+            .producer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(p) = producer {
+            tokio::task::spawn_blocking(move || p.stop()).await??;
+        }
+        Ok(())
+    }
 }

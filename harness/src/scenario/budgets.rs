@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::history::{Budget, ConsumerSettings};
+use crate::history::{Budget, ConsumerSettings, FaultKind, Protocol};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +20,9 @@ struct BudgetSpec {
     /// False for faults the group must ride out without a rebalance.
     #[serde(default = "yes")]
     reaction: bool,
+    /// Longest zombie window allowed under this fault.
+    #[serde(default)]
+    zombie_max_ms: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -44,6 +47,9 @@ pub struct Budgets(BTreeMap<String, BTreeMap<String, BTreeMap<String, BudgetSpec
 
 const DEFAULT: &str = include_str!("../../../fixtures/budgets.toml");
 
+/// How long any chaos fault may take to recover from.
+const CHAOS_RECOVERY_MS: u64 = 180_000;
+
 impl Budgets {
     /// The budgets shipped in fixtures/budgets.toml.
     pub fn builtin() -> Budgets {
@@ -62,14 +68,33 @@ impl Budgets {
         ))
     }
 
+    /// Budgets for a chaos schedule: its faults overlap, so no fault's reaction or
+    /// recovery can be timed on its own. What stays is liveness: the group recovers from
+    /// each fault within three minutes.
+    pub fn chaos(faults: impl IntoIterator<Item = FaultKind>) -> BTreeMap<FaultKind, Budget> {
+        faults
+            .into_iter()
+            .map(|f| {
+                let budget = Budget {
+                    detection_min_ms: 0,
+                    detection_max_ms: CHAOS_RECOVERY_MS,
+                    recovery_max_ms: CHAOS_RECOVERY_MS,
+                    reaction: false,
+                    zombie_max_ms: None,
+                };
+                (f, budget)
+            })
+            .collect()
+    }
+
     /// The budget of each fault kind for this broker and protocol.
-    pub fn resolve<'a>(
+    pub fn resolve(
         &self,
         broker: &str,
-        protocol: &str,
-        faults: impl IntoIterator<Item = &'a str>,
+        protocol: Protocol,
+        faults: impl IntoIterator<Item = FaultKind>,
         consumer: &ConsumerSettings,
-    ) -> Result<BTreeMap<String, Budget>> {
+    ) -> Result<BTreeMap<FaultKind, Budget>> {
         let mut out = BTreeMap::new();
         for fault in faults {
             // The most specific entry: the broker spec (`process:tansu`), then its
@@ -78,9 +103,9 @@ impl Budgets {
             let software = crate::cluster::software(broker);
             let spec = [broker, software, "*"].iter().find_map(|b| {
                 let by_protocol = self.0.get(*b)?;
-                [protocol, "*"]
+                [protocol.as_str(), "*"]
                     .iter()
-                    .find_map(|p| by_protocol.get(*p).and_then(|f| f.get(fault)))
+                    .find_map(|p| by_protocol.get(*p).and_then(|f| f.get(fault.as_str())))
             });
             let Some(spec) = spec else {
                 bail!("no budget for broker {broker}, protocol {protocol}, fault {fault}: add [{broker}.{protocol}.{fault}] to budgets.toml");
@@ -95,12 +120,13 @@ impl Budgets {
                 DetectionFloor::None => 0,
             };
             out.insert(
-                fault.to_owned(),
+                fault,
                 Budget {
                     detection_min_ms,
                     detection_max_ms: spec.detection_max_ms,
                     recovery_max_ms: spec.recovery_max_ms,
                     reaction: spec.reaction,
+                    zombie_max_ms: spec.zombie_max_ms,
                 },
             );
         }
@@ -120,13 +146,19 @@ mod tests {
             max_poll_interval_ms: 10000,
         };
         let b = Budgets::builtin()
-            .resolve("mock", "eager-range", ["crash", "join"], &c)
+            .resolve(
+                "mock",
+                Protocol::EagerRange,
+                [FaultKind::Crash, FaultKind::Join],
+                &c,
+            )
             .unwrap();
-        assert_eq!(b["crash"].detection_min_ms, 4500);
-        assert_eq!(b["join"].detection_min_ms, 0);
-        let e = Budgets::builtin()
-            .resolve("mock", "eager-range", ["teleport"], &c)
+        assert_eq!(b[&FaultKind::Crash].detection_min_ms, 4500);
+        assert_eq!(b[&FaultKind::Join].detection_min_ms, 0);
+        let empty = Budgets::parse("", "empty").unwrap();
+        let e = empty
+            .resolve("mock", Protocol::EagerRange, [FaultKind::Crash], &c)
             .unwrap_err();
-        assert!(e.to_string().contains("[mock.eager-range.teleport]"), "{e}");
+        assert!(e.to_string().contains("[mock.eager-range.crash]"), "{e}");
     }
 }

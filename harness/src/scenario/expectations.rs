@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use crate::history::CellExpectation;
+use crate::history::{CellExpectation, FaultKind, Protocol};
 
 const SHIPPED: &str = include_str!("../../../fixtures/expectations.toml");
 
@@ -13,15 +13,15 @@ const SHIPPED: &str = include_str!("../../../fixtures/expectations.toml");
 type Table = BTreeMap<String, toml::Table>;
 
 /// What each of `faults` must show under `protocol`.
-pub fn cell_expectations<'a>(
-    protocol: &str,
-    faults: impl IntoIterator<Item = &'a str>,
-) -> Result<BTreeMap<String, CellExpectation>> {
+pub fn cell_expectations(
+    protocol: Protocol,
+    faults: impl IntoIterator<Item = FaultKind>,
+) -> Result<BTreeMap<FaultKind, CellExpectation>> {
     let table: Table =
         toml::from_str(SHIPPED).map_err(|e| anyhow::anyhow!("fixtures/expectations.toml: {e}"))?;
     let mut out = BTreeMap::new();
     for fault in faults {
-        let Some(entry) = table.get(fault) else {
+        let Some(entry) = table.get(fault.as_str()) else {
             continue;
         };
         // Fields for every protocol, then this protocol's overrides.
@@ -30,13 +30,13 @@ pub fn cell_expectations<'a>(
             .filter(|(_, v)| !v.is_table())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if let Some(toml::Value::Table(over)) = entry.get(protocol) {
+        if let Some(toml::Value::Table(over)) = entry.get(protocol.as_str()) {
             merged.extend(over.clone());
         }
         let exp: CellExpectation = toml::Value::Table(merged)
             .try_into()
             .map_err(|e| anyhow::anyhow!("fixtures/expectations.toml [{fault}]: {e}"))?;
-        out.insert(fault.to_owned(), exp);
+        out.insert(fault, exp);
     }
     Ok(out)
 }
@@ -47,13 +47,14 @@ mod tests {
 
     #[test]
     fn overrides_apply_per_protocol() {
-        let e = cell_expectations("static-eager", ["restart", "pause-short", "crash"]).unwrap();
-        assert_eq!(e["restart"].rebalances_max, Some(0));
-        assert!(e["restart"].same_assignment);
-        assert_eq!(e["pause-short"].rebalances_max, Some(0));
-        assert!(!e.contains_key("crash"));
-        let e = cell_expectations("eager-range", ["restart"]).unwrap();
-        assert_eq!(e["restart"].rebalances_max, Some(2));
-        assert!(!e["restart"].same_assignment);
+        use FaultKind::*;
+        let e = cell_expectations(Protocol::StaticEager, [Restart, PauseShort, Crash]).unwrap();
+        assert_eq!(e[&Restart].rebalances_max, Some(0));
+        assert!(e[&Restart].same_assignment);
+        assert_eq!(e[&PauseShort].rebalances_max, Some(0));
+        assert!(!e.contains_key(&Crash));
+        let e = cell_expectations(Protocol::EagerRange, [Restart]).unwrap();
+        assert_eq!(e[&Restart].rebalances_max, Some(2));
+        assert!(!e[&Restart].same_assignment);
     }
 }

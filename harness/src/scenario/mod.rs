@@ -13,11 +13,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::history::ConsumerSettings;
+use crate::history::{ConsumerSettings, FaultKind, Protocol};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -29,13 +29,79 @@ pub struct Scenario {
     pub rate_per_sec: u32,
     #[serde(default = "default_await_timeout")]
     pub await_timeout_ms: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_balanced_over: Option<Vec<String>>,
     /// The protocols this scenario is meant for (default: every one).
-    #[serde(default)]
-    pub protocols: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocols: Option<Vec<Protocol>>,
+    /// A generated chaos schedule: faults overlap, so the oracle judges safety and
+    /// eventual recovery, not each fault's budgets and cell expectations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chaos: bool,
     pub consumer: ConsumerSettings,
-    pub steps: Vec<Step>,
+    pub steps: Vec<Scheduled>,
+}
+
+/// A step, possibly scheduled: with `at_ms` it runs that long after the run's members
+/// were first started (waiting until then), and a fault that lasts heals in the
+/// background, so scheduled faults may overlap. Without it, steps run one after the
+/// other, each fault healing before the next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    pub at_ms: Option<u64>,
+    pub step: Step,
+}
+
+/// A step is a table with one action key (`crash = "C2"`) and, if scheduled, `at_ms`.
+/// Written by hand rather than with `#[serde(flatten)]`, which would accept unknown keys
+/// silently and lose the name of an unknown action in its error.
+impl<'de> Deserialize<'de> for Scheduled {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let at_ms = match table.remove("at_ms") {
+            None => None,
+            Some(toml::Value::Integer(n)) if n >= 0 => Some(n as u64),
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "at_ms must be a number of milliseconds, not {other}"
+                )))
+            }
+        };
+        if table.len() != 1 {
+            let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+            return Err(D::Error::custom(format!(
+                "a step has exactly one action (crash, pause, ...) and optionally at_ms; found {}",
+                if keys.is_empty() {
+                    "none".to_owned()
+                } else {
+                    keys.join(", ")
+                }
+            )));
+        }
+        let step = Step::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
+        Ok(Scheduled { at_ms, step })
+    }
+}
+
+impl Serialize for Scheduled {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut table = match toml::Value::try_from(&self.step).map_err(S::Error::custom)? {
+            toml::Value::Table(t) => t,
+            _ => return Err(S::Error::custom("a step serializes to a table")),
+        };
+        if let Some(at) = self.at_ms {
+            table.insert("at_ms".into(), toml::Value::Integer(at as i64));
+        }
+        table.serialize(s)
+    }
+}
+
+impl From<Step> for Scheduled {
+    fn from(step: Step) -> Self {
+        Scheduled { at_ms: None, step }
+    }
 }
 
 fn default_await_timeout() -> u64 {
@@ -44,7 +110,7 @@ fn default_await_timeout() -> u64 {
 
 /// One step of a scenario, run in order. Steps that are faults are recorded as
 /// `fault_injected` (and `fault_healed` where they end) in the history.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// Start these members (not a fault: the group's initial membership).
@@ -82,8 +148,11 @@ pub enum Step {
     /// `partition`: cut the member off from every broker for `ms` (the proxies hold its
     /// bytes, connections stay open), then heal.
     Partition { member: String, ms: u64 },
-    /// `heartbeat-drop`: drop the member's heartbeats (Heartbeat, or
-    /// ConsumerGroupHeartbeat under KIP-848) for `ms`; everything else gets through.
+    /// `heartbeat-drop`: for `ms`, the member's heartbeats (Heartbeat, or
+    /// ConsumerGroupHeartbeat under KIP-848) do not reach the coordinator: the proxy
+    /// holds the first one and everything behind it on that connection, in order (a
+    /// stalled path; frames are never dropped out of a TCP stream), and delivers them
+    /// on heal. The member's other connections get through.
     HeartbeatDrop { member: String, ms: u64 },
     /// `coordinator-latency`: delay every group request and response (the coordinator's
     /// APIs) by `latency_ms` ± `jitter_ms` for `ms`.
@@ -103,26 +172,26 @@ pub enum Step {
 impl Step {
     /// The fault kind this step injects, if it is a fault. A pause is short or long
     /// relative to the session timeout.
-    pub fn fault_kind(&self, session_timeout_ms: u64) -> Option<&'static str> {
+    pub fn fault_kind(&self, session_timeout_ms: u64) -> Option<FaultKind> {
         Some(match self {
             Step::Start(_) | Step::AwaitBalanced(_) => return None,
-            Step::Crash(_) => "crash",
-            Step::Join(_) => "join",
-            Step::Leave(_) => "leave",
-            Step::ScaleDown(_) => "scale-down",
-            Step::Restart(_) => "restart",
-            Step::RollingBounce(_) => "rolling-bounce",
-            Step::Pause { ms, .. } if *ms < session_timeout_ms => "pause-short",
-            Step::Pause { .. } => "pause-long",
-            Step::LongPoll { .. } => "long-poll",
-            Step::BrokerBounce { .. } => "broker-bounce",
-            Step::BrokerPause { .. } => "broker-pause",
-            Step::CoordinatorMove { .. } => "coordinator-move",
-            Step::Partition { .. } => "partition",
-            Step::HeartbeatDrop { .. } => "heartbeat-drop",
-            Step::CoordinatorLatency { .. } => "coordinator-latency",
-            Step::AddPartitions { .. } => "partition-increase",
-            Step::Subscribe { .. } => "subscription-change",
+            Step::Crash(_) => FaultKind::Crash,
+            Step::Join(_) => FaultKind::Join,
+            Step::Leave(_) => FaultKind::Leave,
+            Step::ScaleDown(_) => FaultKind::ScaleDown,
+            Step::Restart(_) => FaultKind::Restart,
+            Step::RollingBounce(_) => FaultKind::RollingBounce,
+            Step::Pause { ms, .. } if *ms < session_timeout_ms => FaultKind::PauseShort,
+            Step::Pause { .. } => FaultKind::PauseLong,
+            Step::LongPoll { .. } => FaultKind::LongPoll,
+            Step::BrokerBounce { .. } => FaultKind::BrokerBounce,
+            Step::BrokerPause { .. } => FaultKind::BrokerPause,
+            Step::CoordinatorMove { .. } => FaultKind::CoordinatorMove,
+            Step::Partition { .. } => FaultKind::Partition,
+            Step::HeartbeatDrop { .. } => FaultKind::HeartbeatDrop,
+            Step::CoordinatorLatency { .. } => FaultKind::CoordinatorLatency,
+            Step::AddPartitions { .. } => FaultKind::PartitionIncrease,
+            Step::Subscribe { .. } => FaultKind::SubscriptionChange,
         })
     }
 }
@@ -132,6 +201,10 @@ const CATALOGUE: &[(&str, &str)] = &[
     (
         "seed",
         include_str!("../../../fixtures/scenarios/seed.toml"),
+    ),
+    (
+        "driver-check",
+        include_str!("../../../fixtures/scenarios/driver-check.toml"),
     ),
     (
         "crash",
@@ -228,6 +301,11 @@ impl Scenario {
         Scenario::parse(&text, &path.display().to_string())
     }
 
+    /// The scenario as TOML that `parse` reads back (for chaos's `minimal.toml`).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("cannot write the scenario as TOML")
+    }
+
     pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
         let s: Scenario = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         if let Err(Invalid { key, step, message }) = s.validate() {
@@ -252,17 +330,6 @@ impl Scenario {
                 "heartbeat_interval_ms must be below session_timeout_ms",
             ));
         }
-        for p in self.protocols.iter().flatten() {
-            if !crate::client::PROTOCOLS.contains(&p.as_str()) {
-                return Err(Invalid::key(
-                    "protocols",
-                    format!(
-                        "unknown protocol '{p}': supported protocols are {}",
-                        crate::client::PROTOCOLS.join(", ")
-                    ),
-                ));
-            }
-        }
         let alive = self.validate_steps()?;
         if let Some(fin) = &self.final_balanced_over {
             for m in fin {
@@ -281,13 +348,22 @@ impl Scenario {
     fn validate_steps(&self) -> Result<BTreeSet<&str>, Invalid> {
         let mut alive: BTreeSet<&str> = BTreeSet::new();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for (i, step) in self.steps.iter().enumerate() {
+        let mut last_at = 0;
+        for (i, Scheduled { at_ms, step }) in self.steps.iter().enumerate() {
             let at = format!("step {}", i + 1);
             let fail = |message: String| Invalid {
                 key: "steps",
                 step: Some(i),
                 message: format!("{at}: {message}"),
             };
+            if let Some(t) = *at_ms {
+                if t < last_at {
+                    return Err(fail(format!(
+                        "scheduled at {t} ms, before the step before it ({last_at} ms)"
+                    )));
+                }
+                last_at = t;
+            }
             let running = |m: &str, alive: &BTreeSet<&str>, what: &str| -> Result<(), Invalid> {
                 if alive.contains(m) {
                     Ok(())
@@ -383,7 +459,7 @@ impl Scenario {
     pub fn other_topics(&self) -> BTreeSet<&str> {
         self.steps
             .iter()
-            .filter_map(|s| match s {
+            .filter_map(|s| match &s.step {
                 Step::Subscribe { topics, .. } => Some(topics),
                 _ => None,
             })
@@ -393,11 +469,11 @@ impl Scenario {
             .collect()
     }
 
-    pub fn fault_kinds(&self) -> BTreeSet<&'static str> {
+    pub fn fault_kinds(&self) -> BTreeSet<FaultKind> {
         let session = self.consumer.session_timeout_ms;
         self.steps
             .iter()
-            .filter_map(|s| s.fault_kind(session))
+            .filter_map(|s| s.step.fault_kind(session))
             .collect()
     }
 }
@@ -457,11 +533,58 @@ mod tests {
     fn the_seed_scenario_loads() {
         let s = Scenario::builtin("seed").unwrap();
         assert_eq!(s.partitions, 6);
-        assert_eq!(s.steps[2], Step::Crash("C2".into()));
+        assert_eq!(s.steps[2].step, Step::Crash("C2".into()));
         assert_eq!(
             s.fault_kinds().into_iter().collect::<Vec<_>>(),
-            vec!["crash", "join"]
+            vec![FaultKind::Crash, FaultKind::Join]
         );
+    }
+
+    #[test]
+    fn scenarios_round_trip_through_toml_with_scheduled_steps() {
+        for name in catalogue() {
+            let s = Scenario::builtin(name).unwrap();
+            let back = Scenario::parse(&s.to_toml().unwrap(), "round trip").unwrap();
+            assert_eq!(back.steps, s.steps, "{name}");
+        }
+        let text = r#"
+name = "scheduled"
+topic = "events"
+partitions = 2
+group = "g"
+rate_per_sec = 10
+chaos = true
+[consumer]
+session_timeout_ms = 6000
+heartbeat_interval_ms = 1000
+max_poll_interval_ms = 10000
+[[steps]]
+start = ["C1", "C2"]
+[[steps]]
+at_ms = 8000
+pause = { member = "C1", ms = 9000 }
+[[steps]]
+at_ms = 9000
+crash = "C2"
+[[steps]]
+at_ms = 8500
+join = "C3"
+"#;
+        let e = format!("{:#}", Scenario::parse(text, "x").unwrap_err());
+        assert!(
+            e.contains("step 4: scheduled at 8500 ms, before the step before it (9000 ms)"),
+            "{e}"
+        );
+        let s = Scenario::parse(&text.replace("8500", "9500"), "x").unwrap();
+        assert_eq!(s.steps[1].at_ms, Some(8000));
+        assert!(s.chaos);
+        let back = Scenario::parse(&s.to_toml().unwrap(), "round trip").unwrap();
+        assert_eq!(back.steps, s.steps);
+        let e = format!(
+            "{:#}",
+            Scenario::parse(&text.replace("at_ms = 9000", "at_sec = 9"), "x").unwrap_err()
+        );
+        assert!(e.contains("at_sec"), "{e}");
     }
 
     #[test]
@@ -501,7 +624,10 @@ mod tests {
             )
             .unwrap_err()
         );
-        assert!(e.contains("line 10: unknown protocol 'sticky'"), "{e}");
+        assert!(
+            e.contains("line 10") && e.contains("unknown variant `sticky`"),
+            "{e}"
+        );
         let e = format!(
             "{:#}",
             Scenario::parse(

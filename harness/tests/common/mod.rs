@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use harness::check::{self, Verdict};
 use harness::history::{
-    Budget, CommittedOffset, ConsumerSettings, Event, Expectations, Fault, Ms, PartitionRange,
-    Record, RunInfo, TopicPartition,
+    Budget, ClientInfo, ClientKey, CommittedOffset, ConsumerSettings, Event, Expectations, Fault,
+    FaultKind, KnownDeviation, Ms, PartitionRange, Protocol, Record, Rule, RunInfo, TopicPartition,
+    ViolationKind,
 };
 use serde_json::{json, Value};
 
@@ -32,6 +33,20 @@ pub fn range(p: i32, min: i64, max: i64, count: u64) -> PartitionRange {
         count,
         min_offset: min,
         max_offset: max,
+        offsets: None,
+    }
+}
+
+/// A partition's batch with per-record evidence: `offsets` as delivered.
+pub fn delivered(p: i32, offsets: &[(i64, i64)]) -> PartitionRange {
+    let count = offsets.iter().map(|(a, b)| (b - a + 1) as u64).sum();
+    PartitionRange {
+        topic: TOPIC.into(),
+        partition: p,
+        count,
+        min_offset: offsets.iter().map(|r| r.0).min().unwrap_or(0),
+        max_offset: offsets.iter().map(|r| r.1).max().unwrap_or(0),
+        offsets: Some(offsets.to_vec()),
     }
 }
 
@@ -41,7 +56,12 @@ pub fn budget(detection_min_ms: u64, detection_max_ms: u64, recovery_max_ms: u64
         detection_max_ms,
         recovery_max_ms,
         reaction: true,
+        zombie_max_ms: None,
     }
+}
+
+pub fn kind(name: &str) -> FaultKind {
+    name.parse().expect("a fault kind")
 }
 
 /// A history under construction.
@@ -57,12 +77,12 @@ impl H {
     /// recovery 20000 ms) and "join" (detection 0..=5000 ms, recovery 10000 ms).
     pub fn new(protocol: &str, partitions: i32) -> Self {
         let mut budgets = BTreeMap::new();
-        budgets.insert("crash".to_owned(), budget(3000, 12000, 20000));
-        budgets.insert("join".to_owned(), budget(0, 5000, 10000));
+        budgets.insert(FaultKind::Crash, budget(3000, 12000, 20000));
+        budgets.insert(FaultKind::Join, budget(0, 5000, 10000));
         H {
             info: RunInfo {
                 scenario: "test".into(),
-                protocol: protocol.into(),
+                protocol: protocol.parse::<Protocol>().expect("a protocol"),
                 broker: "mock".into(),
                 seed: 7,
                 topic: TOPIC.into(),
@@ -73,44 +93,86 @@ impl H {
                     heartbeat_interval_ms: 1000,
                     max_poll_interval_ms: 10000,
                 },
+                rate_per_sec: None,
                 budgets,
                 expectations: Expectations::default(),
                 replay: "harness run --seed 7".into(),
                 cell_expectations: BTreeMap::new(),
                 known_deviations: Vec::new(),
+                chaos: false,
             },
             events: Vec::new(),
         }
     }
 
     /// Sets (or replaces) the budget for one fault kind.
-    pub fn budget(&mut self, kind: &str, min: u64, max: u64, recovery: u64) -> &mut Self {
+    pub fn budget(&mut self, fault: &str, min: u64, max: u64, recovery: u64) -> &mut Self {
         self.info
             .budgets
-            .insert(kind.to_owned(), budget(min, max, recovery));
+            .insert(kind(fault), budget(min, max, recovery));
+        self
+    }
+
+    /// The group must ride faults of this kind out: no reaction is expected.
+    pub fn ride_out(&mut self, fault: &str) -> &mut Self {
+        if let Some(b) = self.info.budgets.get_mut(&kind(fault)) {
+            b.reaction = false;
+        }
+        self
+    }
+
+    /// Sets the zombie window budget of one fault kind (which must have a budget).
+    pub fn zombie_budget(&mut self, fault: &str, max_ms: u64) -> &mut Self {
+        if let Some(b) = self.info.budgets.get_mut(&kind(fault)) {
+            b.zombie_max_ms = Some(max_ms);
+        }
         self
     }
 
     /// Sets what the window of faults of `kind` must show.
-    pub fn expect(&mut self, kind: &str, e: harness::history::CellExpectation) -> &mut Self {
-        self.info.cell_expectations.insert(kind.into(), e);
+    pub fn expect(&mut self, fault: &str, e: harness::history::CellExpectation) -> &mut Self {
+        self.info.cell_expectations.insert(kind(fault), e);
         self
     }
 
-    /// Records a known deviation for `check` waiving violations that contain `matches`.
-    pub fn deviation(&mut self, fault: &str, check: &str, matches: &str) -> &mut Self {
+    /// A known deviation of this run's broker waiving `rule`/`kind` violations under
+    /// `fault`, with optional bounds set by the caller on the returned entry.
+    pub fn deviation(&mut self, fault: &str, violation: ViolationKind) -> &mut KnownDeviation {
         let info = &mut self.info;
-        info.known_deviations
-            .push(harness::history::KnownDeviation {
-                broker: info.broker.clone(),
-                protocols: vec![info.protocol.clone()],
-                faults: vec![fault.into()],
-                check: check.into(),
-                matches: matches.into(),
-                observed: "observed in a test".into(),
-                why: "the broker differs".into(),
-            });
-        self
+        let n = info.known_deviations.len() + 1;
+        info.known_deviations.push(KnownDeviation {
+            id: format!("dev-{n}"),
+            broker: Some(info.broker.clone()),
+            client: None,
+            protocols: vec![info.protocol],
+            faults: vec![kind(fault)],
+            rule: violation.rule(),
+            kind: Some(violation),
+            matches: None,
+            partitions: Vec::new(),
+            max_count: None,
+            max_size: None,
+            observed: "observed in a test".into(),
+            why: "the broker differs".into(),
+        });
+        info.known_deviations.last_mut().expect("just pushed")
+    }
+
+    /// A client finding: like `deviation`, keyed by a client name instead of the broker.
+    pub fn finding(
+        &mut self,
+        fault: &str,
+        violation: ViolationKind,
+        client: &str,
+        versions: Option<&str>,
+    ) -> &mut KnownDeviation {
+        let d = self.deviation(fault, violation);
+        d.broker = None;
+        d.client = Some(ClientKey {
+            name: client.into(),
+            versions: versions.map(str::to_owned),
+        });
+        d
     }
 
     pub fn clear_budgets(&mut self) -> &mut Self {
@@ -141,6 +203,30 @@ impl H {
         self.event(t, Some(member), Event::MemberStarted { pid: 100 })
     }
 
+    /// The member's driver announced itself.
+    pub fn startup(
+        &mut self,
+        t: Ms,
+        member: &str,
+        client: &str,
+        version: &str,
+        library: &str,
+    ) -> &mut Self {
+        self.event(
+            t,
+            Some(member),
+            Event::StartupComplete {
+                capabilities: vec!["stall".into(), "subscribe".into()],
+                client: Some(ClientInfo {
+                    name: client.into(),
+                    version: version.into(),
+                    library: Some(library.into()),
+                }),
+            },
+        )
+    }
+
+    /// The process ended as the harness asked (SIGKILL when `killed`, else SIGTERM).
     pub fn exited(&mut self, t: Ms, member: &str, killed: bool) -> &mut Self {
         self.event(
             t,
@@ -149,18 +235,35 @@ impl H {
                 code: if killed { None } else { Some(0) },
                 signal: if killed { Some(9) } else { None },
                 killed,
+                requested: Some(true),
+                stderr_tail: Vec::new(),
             },
         )
     }
 
-    pub fn fault(&mut self, t: Ms, id: &str, kind: &str, target: &str) -> &mut Self {
+    /// The process ended on its own, with `code`, quoting its stderr.
+    pub fn died(&mut self, t: Ms, member: &str, code: i32, stderr: &[&str]) -> &mut Self {
+        self.event(
+            t,
+            Some(member),
+            Event::MemberExited {
+                code: Some(code),
+                signal: None,
+                killed: false,
+                requested: Some(false),
+                stderr_tail: stderr.iter().map(|l| l.to_string()).collect(),
+            },
+        )
+    }
+
+    pub fn fault(&mut self, t: Ms, id: &str, fault: &str, target: &str) -> &mut Self {
         self.event(
             t,
             None,
             Event::FaultInjected(Fault {
                 id: id.into(),
-                kind: kind.into(),
-                target: Some(target.into()),
+                kind: kind(fault),
+                target: (!target.is_empty()).then(|| target.into()),
             }),
         )
     }
@@ -233,6 +336,11 @@ impl H {
         self.consume_ranges(t, member, &ranges)
     }
 
+    /// One batch of one partition with per-record evidence (`offsets`).
+    pub fn deliver(&mut self, t: Ms, member: &str, p: i32, offsets: &[(i64, i64)]) -> &mut Self {
+        self.consume_ranges(t, member, &[delivered(p, offsets)])
+    }
+
     /// One batch with explicit ranges (and counts).
     pub fn consume_ranges(&mut self, t: Ms, member: &str, ranges: &[PartitionRange]) -> &mut Self {
         let count = ranges.iter().map(|r| r.count).sum();
@@ -255,8 +363,26 @@ impl H {
         self.commit_result(t, member, offsets, None)
     }
 
+    /// A definite failure: the broker rejected the commit.
     pub fn commit_failed(&mut self, t: Ms, member: &str, p: i32, offset: i64) -> &mut Self {
         self.commit_result(t, member, &[(p, offset)], Some("REBALANCE_IN_PROGRESS"))
+    }
+
+    /// A failed commit with the client's own error text (classified by the harness).
+    pub fn commit_error(
+        &mut self,
+        t: Ms,
+        member: &str,
+        p: i32,
+        offset: i64,
+        error: &str,
+    ) -> &mut Self {
+        self.commit_result(t, member, &[(p, offset)], Some(error))
+    }
+
+    /// An indeterminate failure: the commit may have landed.
+    pub fn commit_timed_out(&mut self, t: Ms, member: &str, p: i32, offset: i64) -> &mut Self {
+        self.commit_result(t, member, &[(p, offset)], Some("REQUEST_TIMED_OUT"))
     }
 
     fn commit_result(
@@ -281,6 +407,7 @@ impl H {
                 offsets,
                 success: error.is_none(),
                 error: error.map(str::to_owned),
+                definite: None,
             },
         )
     }
@@ -321,7 +448,14 @@ impl H {
 
 /// Names of the checks that failed.
 pub fn failing(v: &Verdict) -> BTreeSet<String> {
-    v.failed_checks().map(|c| c.name.clone()).collect()
+    v.failed_checks().map(|c| c.name.to_string()).collect()
+}
+
+/// The kinds of the violations of one rule.
+pub fn kinds(v: &Verdict, rule: Rule) -> Vec<ViolationKind> {
+    v.check(rule)
+        .map(|c| c.violations.iter().map(|x| x.kind).collect())
+        .unwrap_or_default()
 }
 
 pub fn names(names: &[&str]) -> BTreeSet<String> {
@@ -331,6 +465,7 @@ pub fn names(names: &[&str]) -> BTreeSet<String> {
 /// The checks the oracle must always report, in its order.
 pub const CHECKS: &[&str] = &[
     "run_completed",
+    "members_alive",
     "no_loss",
     "acks_contiguous",
     "duplicates_explained",
@@ -350,7 +485,11 @@ pub fn projection(v: &Verdict) -> Value {
         .map(|c| {
             format!(
                 "{} {}: {}",
-                if c.passed { "PASS" } else { "FAIL" },
+                match (c.passed, c.known_deviation.is_some()) {
+                    (true, _) => "PASS",
+                    (false, true) => "WAIVED",
+                    (false, false) => "FAIL",
+                },
                 c.name,
                 c.detail
             )
@@ -369,12 +508,36 @@ pub fn projection(v: &Verdict) -> Value {
                 "recovery_ms": f.recovery_ms,
                 "partitions_moved": f.partitions_moved,
                 "stop_the_world": f.stop_the_world_members,
+                "zombie_ms": f.zombie_ms,
             })
+        })
+        .collect();
+    let violations: Vec<String> = v
+        .violations()
+        .map(|x| {
+            format!(
+                "{}/{} fault={} tp={} member={} size={}{}",
+                x.rule,
+                x.kind,
+                x.fault
+                    .as_ref()
+                    .map_or("-".into(), |f| format!("{}:{}", f.id, f.kind)),
+                x.tp.as_ref().map_or("-".into(), |t| t.to_string()),
+                x.member.as_deref().unwrap_or("-"),
+                x.size,
+                x.waived_by
+                    .as_ref()
+                    .map_or(String::new(), |d| format!(" waived-by={d}"))
+            )
         })
         .collect();
     json!({
         "passed": v.passed,
+        "outcome": v.outcome,
         "checks": checks,
+        "violations": violations,
+        "notes": v.notes,
+        "stale_deviations": v.stale_deviations,
         "metrics": {
             "records_acked": m.records_acked,
             "records_consumed": m.records_consumed,

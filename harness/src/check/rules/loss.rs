@@ -1,28 +1,30 @@
-//! Rule 1, no loss: after drain, consumed ranges cover every acked offset. Also checks
+//! Rule 1, no loss: after drain, consumed offsets cover every acked offset. Also checks
 //! the producer's own promise: acked offsets per partition are contiguous.
 
 use rangemap::RangeInclusiveSet;
 
 use super::{show, size};
 use crate::check::model::Model;
-use crate::check::verdict::{CheckResult, Metrics};
+use crate::check::verdict::{CheckResult, Metrics, Violation};
+use crate::history::{Rule, ViolationKind};
 
 pub fn check(model: &Model, metrics: &mut Metrics) -> Vec<CheckResult> {
     let mut loss = Vec::new();
-    let mut gaps = Vec::new();
+    let mut holes = Vec::new();
     let mut lost_total = 0;
-    for (tp, acked) in &model.acked {
+    for (tp, log) in model.partitions.iter().filter(|(_, l)| !l.acked.is_empty()) {
         let mut consumed = RangeInclusiveSet::new();
-        for o in model.ownerships_of(tp) {
-            for b in &o.batches {
-                consumed.insert(b.min..=b.max);
+        let batches = model
+            .ownerships_of(tp)
+            .flat_map(|o| o.batches.iter())
+            .chain(log.stray.iter().map(|s| &s.batch));
+        for b in batches {
+            for &(a, z) in &b.ranges {
+                consumed.insert(a..=z);
             }
         }
-        for s in model.stray.iter().filter(|s| &s.tp == tp) {
-            consumed.insert(s.batch.min..=s.batch.max);
-        }
         let mut missing = RangeInclusiveSet::new();
-        for r in acked.iter() {
+        for r in log.acked.iter() {
             for g in consumed.gaps(r) {
                 missing.insert(g);
             }
@@ -36,57 +38,95 @@ pub fn check(model: &Model, metrics: &mut Metrics) -> Vec<CheckResult> {
                 .final_assignment
                 .as_ref()
                 .is_some_and(|f| !f.values().any(|tps| tps.contains(tp)));
-            loss.push(format!(
-                "{}-{}: {n} acked records never consumed (offsets {}){}",
-                tp.topic,
-                tp.partition,
-                show(&missing),
-                if stranded {
-                    "; stranded: no member owned the partition when production stopped"
-                } else {
-                    ""
-                }
-            ));
+            let first = missing.iter().next().map_or(0, |r| *r.start());
+            let (kind, why) = if stranded {
+                (
+                    ViolationKind::Stranded,
+                    "; stranded: no member owned the partition when production stopped",
+                )
+            } else {
+                (ViolationKind::Lost, "")
+            };
+            loss.push(
+                Violation::new(
+                    kind,
+                    format!(
+                        "{tp}: {n} acked records never consumed (offsets {}){why}",
+                        show(&missing)
+                    ),
+                )
+                .tp(tp)
+                .size(n)
+                .fault(first_consumer_fault(model, tp, first)),
+            );
         }
-        if acked.iter().count() > 1 {
-            let first = acked.iter().next().map(|r| *r.start()).unwrap_or(0);
-            let last = acked.iter().next_back().map(|r| *r.end()).unwrap_or(0);
-            let holes: RangeInclusiveSet<i64> = acked.gaps(&(first..=last)).collect();
-            gaps.push(format!(
-                "{}-{}: acked offsets have holes at {}",
-                tp.topic,
-                tp.partition,
-                show(&holes)
-            ));
+        if log.acked.iter().count() > 1 {
+            let first = log.acked.iter().next().map(|r| *r.start()).unwrap_or(0);
+            let last = log.acked.iter().next_back().map(|r| *r.end()).unwrap_or(0);
+            let gaps: RangeInclusiveSet<i64> = log.acked.gaps(&(first..=last)).collect();
+            holes.push(
+                Violation::new(
+                    ViolationKind::AckHole,
+                    format!("{tp}: acked offsets have holes at {}", show(&gaps)),
+                )
+                .tp(tp)
+                .size(size(&gaps)),
+            );
         }
     }
     metrics.lost = lost_total;
     metrics.records_acked = model.acked_count;
 
-    let mut no_loss_violations = loss;
     if model.production_stopped.is_none() {
-        no_loss_violations.push("the run never stopped production, so it never drained".into());
+        loss.push(Violation::new(
+            ViolationKind::NotDrained,
+            "the run never stopped production, so it never drained",
+        ));
     }
     if model.acked_count == 0 {
-        no_loss_violations.push("no record was acked: nothing was tested".into());
+        loss.push(Violation::new(
+            ViolationKind::NoTraffic,
+            "no record was acked: nothing was tested",
+        ));
     }
     vec![
         CheckResult::new(
-            "no_loss",
-            no_loss_violations,
+            Rule::NoLoss,
+            loss,
             format!(
                 "all {} acked records consumed across {} partitions",
                 model.acked_count,
-                model.acked.len()
+                model
+                    .partitions
+                    .values()
+                    .filter(|l| !l.acked.is_empty())
+                    .count()
             ),
         ),
         CheckResult::new(
-            "acks_contiguous",
-            gaps,
+            Rule::AcksContiguous,
+            holes,
             format!(
                 "acked offsets contiguous per partition ({} produce failures)",
                 model.produce_failures
             ),
         ),
     ]
+}
+
+/// The fault in force when the partition's first missing offset should have been
+/// consumed: when the ownership that skipped it, or the last one before the gap, began.
+fn first_consumer_fault<'a>(
+    model: &'a Model,
+    tp: &crate::history::TopicPartition,
+    offset: i64,
+) -> Option<&'a crate::history::Fault> {
+    let t = model
+        .ownerships_of(tp)
+        .filter(|o| o.batches.iter().any(|b| b.min <= offset))
+        .map(|o| o.start)
+        .last()
+        .or_else(|| model.ownerships_of(tp).map(|o| o.start).last())
+        .unwrap_or(model.horizon);
+    model.fault_at(t)
 }

@@ -1,12 +1,15 @@
 //! One module per rule of the oracle (see DESIGN.md, "The oracle").
 
 pub mod commits;
+pub mod completed;
 pub mod duplicates;
 pub mod latency;
 pub mod loss;
+pub mod members;
 pub mod order;
 pub mod ownership;
 pub mod protocol;
+mod starts;
 
 use rangemap::RangeInclusiveSet;
 

@@ -1,17 +1,12 @@
-//! Rule 4, order: within one ownership, consumed offsets are contiguous and start at the
-//! committed position (no skip, no rewind).
-//!
-//! One refinement: when an owner died (killed, or exited without revoking), a commit it
-//! had in flight may have landed without ever being reported. Until a reported commit
-//! replaces it, a later owner (the next, or one after handovers that committed nothing)
-//! may start anywhere from the last reported commit up to just past what the dead owner
-//! had processed; that start is never a skip, since nothing beyond it was lost.
-//! The same holds for a zombie (a member paused, cut off or stalled by a fault) that
-//! still held the partition when the next owner started: its commit may have landed
-//! before it was expired and be reported only later (or never, if held by a partition).
+//! Rule 4, order: within one ownership, offsets are delivered contiguously, starting at
+//! a position the group's commits allow (see starts.rs: the committed position, a
+//! batch boundary an unobserved or indeterminate commit may have set, or the member's
+//! own position when it gets a partition back that nobody owned in between).
 
-use crate::check::model::{EndReason, Model};
-use crate::check::verdict::CheckResult;
+use super::starts;
+use crate::check::model::{Batch, Model, Ownership};
+use crate::check::verdict::{CheckResult, Violation};
+use crate::history::{Rule, ViolationKind};
 
 pub fn check(model: &Model) -> CheckResult {
     let mut violations = Vec::new();
@@ -21,77 +16,113 @@ pub fn check(model: &Model) -> CheckResult {
             continue;
         };
         checked += 1;
-        let name = format!("{}-{} under {}", o.tp.topic, o.tp.partition, o.member);
-        // With no commit yet the group starts from the log's start (reset policy earliest).
-        let log_start = model
-            .acked
-            .get(&o.tp)
-            .and_then(|s| s.iter().next().map(|r| *r.start()))
-            .unwrap_or(0);
-        let expected = model.committed_before(&o.tp, first.at).unwrap_or(log_start);
-        // A dead owner's unobserved commit stays the committed position until a reported
-        // commit replaces it, across any handovers in between that committed nothing.
-        let last_reported = model
-            .commits
-            .iter()
-            .filter(|c| c.success && c.tp == o.tp && c.at < first.at)
-            .map(|c| c.at)
-            .max();
-        let dead = model
-            .ownerships_of(&o.tp)
-            .filter(|p| {
-                matches!(p.end_reason, EndReason::Killed | EndReason::Exited)
-                    && p.end.is_some_and(|e| e <= o.start)
-                    && p.end_at > last_reported
-            })
-            .flat_map(|p| p.batches.iter().map(|b| b.max + 1))
-            .max();
-        let zombie = model
-            .ownerships_of(&o.tp)
-            .filter(|p| {
-                !std::ptr::eq(*p, o)
-                    && p.start <= o.start
-                    && p.end.is_none_or(|e| e >= o.start)
-                    && model.zombie_fault_at(&p.member, o.start)
-            })
-            .flat_map(|p| p.batches.iter().filter(|b| b.at < first.at))
-            .map(|b| b.max + 1)
-            .max();
-        let in_flight_limit = dead.max(zombie).unwrap_or(expected);
-        if first.min < expected || first.min > in_flight_limit.max(expected) {
-            let what = if first.min > expected {
-                "skipped"
-            } else {
-                "rewound"
-            };
-            violations.push(format!(
-                "{name}: started at {} but the committed position was {expected} ({what})",
-                first.min
-            ));
-        }
-        let mut next = None;
-        for b in &o.batches {
-            if b.count != (b.max - b.min + 1) as u64 {
-                violations.push(format!(
-                    "{name}: batch {}..={} holds {} records, so it skipped offsets",
-                    b.min, b.max, b.count
-                ));
-            }
-            if let Some(n) = next {
-                if b.min != n {
-                    let what = if b.min > n { "skipped" } else { "rewound" };
-                    violations.push(format!(
-                        "{name}: expected offset {n} next, got {} ({what})",
-                        b.min
-                    ));
-                }
-            }
-            next = Some(b.max + 1);
-        }
+        violations.extend(start(model, o, first));
+        violations.extend(contiguity(model, o));
     }
     CheckResult::new(
-        "order",
+        Rule::Order,
         violations,
-        format!("{checked} ownerships consumed in order from the committed position"),
+        format!("{checked} ownerships consumed in order from an allowed start"),
     )
+}
+
+fn label(o: &Ownership) -> String {
+    format!("{} under {}", o.tp, o.member)
+}
+
+/// The first offset delivered must be an allowed start.
+fn start(model: &Model, o: &Ownership, first: &Batch) -> Option<Violation> {
+    let starts = starts::allowed(model, o, first.at);
+    let f = first.first();
+    if starts.allowed.contains(&f) {
+        return None;
+    }
+    let below = starts.allowed.range(..f).next_back().copied();
+    let (kind, size, what) = match below {
+        Some(b) => (ViolationKind::Skip, (f - b) as u64, "skipped"),
+        None => {
+            let above = starts.allowed.iter().next().copied().unwrap_or(f);
+            (ViolationKind::Rewind, (above - f) as u64, "rewound")
+        }
+    };
+    let others = if starts.allowed.len() > 1 {
+        let list: Vec<String> = starts.allowed.iter().map(i64::to_string).collect();
+        format!("; allowed starts {}", list.join(", "))
+    } else {
+        String::new()
+    };
+    Some(
+        Violation::new(
+            kind,
+            format!(
+                "{}: started at {f} but the committed position was {} ({what}{others})",
+                label(o),
+                starts.committed
+            ),
+        )
+        .tp(&o.tp)
+        .member(&o.member)
+        .size(size)
+        .at(first.ts)
+        .fault(model.fault_at(first.ts)),
+    )
+}
+
+/// Each delivered range continues where the previous one ended.
+fn contiguity(model: &Model, o: &Ownership) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut next: Option<i64> = None;
+    for b in &o.batches {
+        let at_ts = |v: Violation| {
+            v.tp(&o.tp)
+                .member(&o.member)
+                .at(b.ts)
+                .fault(model.fault_at(b.ts))
+        };
+        if !b.exact && b.count != (b.max - b.min + 1) as u64 {
+            let span = (b.max - b.min + 1) as u64;
+            out.push(at_ts(
+                Violation::new(
+                    ViolationKind::GapInBatch,
+                    format!(
+                        "{}: batch {}..={} holds {} records, so it {} offsets",
+                        label(o),
+                        b.min,
+                        b.max,
+                        b.count,
+                        if b.count < span {
+                            "skipped"
+                        } else {
+                            "repeated"
+                        }
+                    ),
+                )
+                .size(b.count.abs_diff(span)),
+            ));
+        }
+        for (i, &(a, z)) in b.ranges.iter().enumerate() {
+            if let Some(n) = next.filter(|&n| n != a) {
+                let inside = i > 0;
+                let what = if a > n { "skipped" } else { "rewound" };
+                let kind = match (inside, a > n) {
+                    (true, _) => ViolationKind::GapInBatch,
+                    (false, true) => ViolationKind::Skip,
+                    (false, false) => ViolationKind::Rewind,
+                };
+                out.push(at_ts(
+                    Violation::new(
+                        kind,
+                        format!(
+                            "{}: expected offset {n} next, got {a} ({what}{})",
+                            label(o),
+                            if inside { " inside one batch" } else { "" }
+                        ),
+                    )
+                    .size(a.abs_diff(n)),
+                ));
+            }
+            next = Some(z + 1);
+        }
+    }
+    out
 }

@@ -8,13 +8,16 @@ use anyhow::{bail, Result};
 use tokio::sync::watch;
 
 use super::view::GroupView;
-use crate::history::{now_ms, Event, HistoryWriter, Ms};
+use super::{now_ms, Event, HistoryWriter, Ms};
 
 struct Inner {
     writer: HistoryWriter,
     view: GroupView,
     /// Set when the run cannot go on (a driver broke the protocol, the disk failed).
     broken: Option<String>,
+    /// Lenient (driver-check): lines that break the driver protocol are collected here
+    /// instead of breaking the run.
+    lenient: Option<Vec<String>>,
 }
 
 pub struct Recorder {
@@ -37,6 +40,7 @@ impl Recorder {
                 writer,
                 view: GroupView::default(),
                 broken: None,
+                lenient: None,
             }),
             changed: watch::channel(0).0,
         }
@@ -58,6 +62,35 @@ impl Recorder {
         }
         drop(inner);
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// A recorder that collects driver protocol errors instead of failing on them.
+    pub fn lenient(writer: HistoryWriter) -> Self {
+        let r = Recorder::new(writer);
+        r.lock().lenient = Some(Vec::new());
+        r
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("recorder lock")
+    }
+
+    /// A driver printed a line that breaks the protocol: the run fails, or in lenient
+    /// mode the line is collected and the run goes on. Returns whether the run failed.
+    pub fn protocol_error(&self, message: String) -> bool {
+        let mut inner = self.lock();
+        if let Some(collected) = inner.lenient.as_mut() {
+            collected.push(message);
+            return false;
+        }
+        drop(inner);
+        self.fail(message);
+        true
+    }
+
+    /// The protocol errors collected in lenient mode.
+    pub fn protocol_errors(&self) -> Vec<String> {
+        self.lock().lenient.clone().unwrap_or_default()
     }
 
     /// Marks the run as broken; every wait fails with this message.

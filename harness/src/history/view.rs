@@ -3,10 +3,28 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::history::{Event, Ms, Record, TopicPartition};
+use super::{Event, Ms, Record, TopicPartition};
 
-/// How a member's process ended: (exit code, signal).
-pub type ExitStatus = (Option<i32>, Option<i32>);
+/// How a member's process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The harness asked for it (SIGTERM, SIGKILL, stdin closed).
+    pub requested: bool,
+    pub stderr_tail: Vec<String>,
+}
+
+impl Exit {
+    /// "exit code 1" or "signal 11".
+    pub fn status(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(c), _) => format!("exit code {c}"),
+            (_, Some(s)) => format!("signal {s}"),
+            _ => "no status".to_owned(),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct GroupView {
@@ -16,9 +34,16 @@ pub struct GroupView {
     /// Last time and highest offset each partition was consumed.
     pub consumed: BTreeMap<TopicPartition, (Ms, i64)>,
     pub acked_max: BTreeMap<TopicPartition, i64>,
+    /// Highest successful commit per partition (the next offset to consume).
+    pub committed: BTreeMap<TopicPartition, i64>,
     pub started: BTreeSet<String>,
+    /// Members whose current process is running.
+    pub running: BTreeSet<String>,
     pub capabilities: BTreeMap<String, Vec<String>>,
-    pub exited: BTreeMap<String, ExitStatus>,
+    /// The current process of each member that has ended, and how.
+    pub exited: BTreeMap<String, Exit>,
+    /// A driver said it cannot honour its flags: (member, reason).
+    pub unsupported: Option<(String, String)>,
     pub production_stopped: bool,
 }
 
@@ -30,10 +55,14 @@ impl GroupView {
             Event::MemberStarted { .. } => {
                 self.started.remove(&member);
                 self.exited.remove(&member);
+                self.running.insert(member);
             }
-            Event::StartupComplete { capabilities } => {
+            Event::StartupComplete { capabilities, .. } => {
                 self.started.insert(member.clone());
                 self.capabilities.insert(member, capabilities.clone());
+            }
+            Event::Unsupported { reason } => {
+                self.unsupported.get_or_insert((member, reason.clone()));
             }
             Event::PartitionsAssigned { partitions } => {
                 let held = self.assignment.entry(member).or_default();
@@ -51,27 +80,48 @@ impl GroupView {
             }
             Event::RecordsConsumed { partitions, .. } => {
                 for p in partitions {
-                    let tp = TopicPartition {
-                        topic: p.topic.clone(),
-                        partition: p.partition,
-                    };
-                    let e = self.consumed.entry(tp).or_insert((r.ts, p.max_offset));
+                    let e = self.consumed.entry(p.tp()).or_insert((r.ts, p.max_offset));
                     *e = (r.ts, e.1.max(p.max_offset));
+                }
+            }
+            Event::OffsetsCommitted {
+                offsets,
+                success: true,
+                ..
+            } => {
+                for o in offsets {
+                    let tp = TopicPartition {
+                        topic: o.topic.clone(),
+                        partition: o.partition,
+                    };
+                    let e = self.committed.entry(tp).or_insert(o.offset);
+                    *e = (*e).max(o.offset);
                 }
             }
             Event::RecordsAcked { partitions } => {
                 for p in partitions {
-                    let tp = TopicPartition {
-                        topic: p.topic.clone(),
-                        partition: p.partition,
-                    };
-                    let e = self.acked_max.entry(tp).or_insert(p.max_offset);
+                    let e = self.acked_max.entry(p.tp()).or_insert(p.max_offset);
                     *e = (*e).max(p.max_offset);
                 }
             }
-            Event::MemberExited { code, signal, .. } => {
+            Event::MemberExited {
+                code,
+                signal,
+                killed,
+                requested,
+                stderr_tail,
+            } => {
                 self.assignment.remove(&member);
-                self.exited.insert(member, (*code, *signal));
+                self.running.remove(&member);
+                self.exited.insert(
+                    member,
+                    Exit {
+                        code: *code,
+                        signal: *signal,
+                        requested: requested.unwrap_or(*killed),
+                        stderr_tail: stderr_tail.clone(),
+                    },
+                );
             }
             Event::ShutdownComplete {} => {
                 self.assignment.remove(&member);
@@ -84,6 +134,17 @@ impl GroupView {
     /// Whether the member's current process has reported `startup_complete`.
     pub fn started_now(&self, member: &str) -> bool {
         self.started.contains(member)
+    }
+
+    /// The first of `members` whose process ended without the harness asking, with how
+    /// it ended: nothing it waits for can happen any more.
+    pub fn died_among<'a>(&'a self, members: &[String]) -> Option<(&'a str, &'a Exit)> {
+        members.iter().find_map(|m| {
+            self.exited
+                .get_key_value(m)
+                .filter(|(_, e)| !e.requested)
+                .map(|(k, e)| (k.as_str(), e))
+        })
     }
 
     /// Every partition of `topic` is held by exactly one of `members`, evenly (counts
@@ -137,13 +198,15 @@ impl GroupView {
         })
     }
 
-    /// Production stopped and every partition consumed up to its last acked offset.
+    /// Production stopped and every partition consumed up to its last acked offset, or
+    /// committed past it (a driver that commits records it never reports has nothing
+    /// more to give: waiting for it would only run out the clock).
     pub fn drained(&self) -> bool {
         self.production_stopped
-            && self
-                .acked_max
-                .iter()
-                .all(|(tp, hi)| self.consumed.get(tp).is_some_and(|(_, c)| c >= hi))
+            && self.acked_max.iter().all(|(tp, hi)| {
+                self.consumed.get(tp).is_some_and(|(_, c)| c >= hi)
+                    || self.committed.get(tp).is_some_and(|c| c > hi)
+            })
     }
 
     /// Production stopped and every partition someone owns consumed up to its last acked
@@ -153,6 +216,7 @@ impl GroupView {
             && self.assignment.values().flatten().all(|tp| {
                 let hi = self.acked_max.get(tp).copied().unwrap_or(-1);
                 self.consumed.get(tp).map_or(-1, |(_, c)| *c) >= hi
+                    || self.committed.get(tp).is_some_and(|c| *c > hi)
             })
     }
 
@@ -174,13 +238,24 @@ impl GroupView {
                 (c < *hi).then(|| format!("{}:{}<{}", tp.partition, c, hi))
             })
             .collect();
+        let dead: Vec<String> = self
+            .exited
+            .iter()
+            .filter(|(_, e)| !e.requested)
+            .map(|(m, e)| format!("{m} ({})", e.status()))
+            .collect();
         format!(
-            "assignment {}; behind: {}",
+            "assignment {}; behind: {}{}",
             owners.join(" "),
             if lag.is_empty() {
                 "none".into()
             } else {
                 lag.join(" ")
+            },
+            if dead.is_empty() {
+                String::new()
+            } else {
+                format!("; died: {}", dead.join(", "))
             }
         )
     }
