@@ -171,6 +171,11 @@ impl<'a> Executor<'a> {
                 .fault_kind(self.scenario.consumer.session_timeout_ms)
                 .expect("every other step is a fault"),
         };
+        // A member that died on its own (a client crash) cannot take a fault: the run
+        // ends here, drained and checked, and members_alive names the death.
+        if let Some(why) = self.died_before(index, kind, &step.targets()) {
+            return Ok(StepOutcome::Stalled(why));
+        }
         self.faults += 1;
         let f = &Injection {
             recorder: self.recorder,
@@ -308,9 +313,10 @@ impl<'a> Executor<'a> {
             return Ok(StepOutcome::Skipped(why));
         }
         f.inject(Some(member));
-        self.member(member)?
-            .command(&serde_json::json!({"cmd": "stall", "ms": ms}))
-            .await?;
+        let cmd = serde_json::json!({"cmd": "stall", "ms": ms});
+        if let Some(why) = self.command(member, &cmd, f).await? {
+            return Ok(StepOutcome::Stalled(why));
+        }
         self.progress(&format!("{member} stalls for {ms} ms"));
         self.last(f, ms, Heal::StallOver, background).await
     }
@@ -431,9 +437,10 @@ impl<'a> Executor<'a> {
             return Ok(StepOutcome::Skipped(why));
         }
         f.inject(Some(member));
-        self.member(member)?
-            .command(&serde_json::json!({"cmd": "subscribe", "topics": topics}))
-            .await?;
+        let cmd = serde_json::json!({"cmd": "subscribe", "topics": topics});
+        if let Some(why) = self.command(member, &cmd, f).await? {
+            return Ok(StepOutcome::Stalled(why));
+        }
         self.progress(&format!("{member} subscribed to {}", topics.join(", ")));
         Ok(StepOutcome::Done)
     }
@@ -502,6 +509,39 @@ impl<'a> Executor<'a> {
             .filter(|(_, m)| m.has_exited().is_none())
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// Why step `index` cannot happen, when one of its `targets` exited on its own.
+    fn died_before(&self, index: usize, kind: FaultKind, targets: &[String]) -> Option<String> {
+        self.recorder.view(|v| {
+            v.died_among(targets).map(|(m, e)| {
+                format!(
+                    "step {index} ({kind}) cannot happen: {m} exited on its own ({})",
+                    e.status()
+                )
+            })
+        })
+    }
+
+    /// Sends a driver command for fault `f`. A driver that died meanwhile (its stdin is
+    /// a broken pipe) is not the harness's error: the answer is why the run ends there.
+    async fn command(
+        &self,
+        member: &str,
+        cmd: &serde_json::Value,
+        f: &Injection<'_>,
+    ) -> Result<Option<String>> {
+        let m = self.member(member)?;
+        let Err(e) = m.command(cmd).await else {
+            return Ok(None);
+        };
+        // The exit is recorded by the member's watcher: give it a moment to land.
+        let _ = tokio::time::timeout(Duration::from_secs(5), m.wait()).await;
+        let index = self.faults;
+        match self.died_before(index, f.kind, &[member.to_owned()]) {
+            Some(why) => Ok(Some(why)),
+            None => Err(e.context(format!("cannot send {cmd} to {member}"))),
+        }
     }
 
     pub fn member(&self, name: &str) -> Result<&Member> {

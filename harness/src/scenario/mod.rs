@@ -170,6 +170,20 @@ pub enum Step {
 }
 
 impl Step {
+    /// The running members this step acts on (a join starts its member, so none).
+    pub fn targets(&self) -> Vec<String> {
+        match self {
+            Step::Crash(m) | Step::Leave(m) | Step::Restart(m) => vec![m.clone()],
+            Step::ScaleDown(ms) | Step::RollingBounce(ms) => ms.clone(),
+            Step::Pause { member, .. }
+            | Step::LongPoll { member, .. }
+            | Step::Partition { member, .. }
+            | Step::HeartbeatDrop { member, .. }
+            | Step::Subscribe { member, .. } => vec![member.clone()],
+            _ => Vec::new(),
+        }
+    }
+
     /// The fault kind this step injects, if it is a fault. A pause is short or long
     /// relative to the session timeout.
     pub fn fault_kind(&self, session_timeout_ms: u64) -> Option<FaultKind> {
