@@ -298,6 +298,56 @@ mod process_tansu {
         assert!(pid > 0);
         assert_nothing_left(&dir, std::process::id(), BROKER);
     }
+
+    /// A later Tansu build without SQLite (`fixtures/brokers/tansu-510f3e2/fetch`, which
+    /// .ci/run runs) runs on memory storage: it passes the seed, and a broker kill, which
+    /// would bring it back empty, is skipped with that reason rather than run or passed.
+    #[test]
+    fn a_tansu_build_without_sqlite_runs_on_memory_and_skips_kills() {
+        let later = suites::workspace().join("target/brokers/tansu-510f3e2/tansu");
+        if !later.is_file() {
+            let why = "no target/brokers/tansu-510f3e2/tansu (fixtures/brokers/tansu-510f3e2/fetch)";
+            if std::env::var("HARNESS_REAL_BROKERS").as_deref() == Ok("require") {
+                panic!("HARNESS_REAL_BROKERS=require but {why}");
+            }
+            eprintln!("not run: {why}");
+            return;
+        }
+        let verdict = |scenario: &str, test: &str| {
+            let dir = report_dir(test);
+            let out = harness_cmd(&[
+                "run",
+                "--scenario",
+                scenario,
+                "--protocol",
+                "cooperative-sticky",
+                "--broker",
+                BROKER,
+                "--report-dir",
+                dir.to_str().unwrap(),
+            ])
+            .env("TANSU_BIN", &later)
+            .output()
+            .expect("run harness");
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            let v: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(dir.join("verdict.json")).expect("verdict.json"),
+            )
+            .expect("a verdict");
+            let log = std::fs::read_to_string(dir.join("broker-tansu/broker.log")).unwrap();
+            assert!(log.contains("memory://tansu/"), "not on memory storage:\n{log}");
+            v
+        };
+        let seed = verdict("seed", "real_later_tansu_seed");
+        assert!(
+            matches!(seed["outcome"].as_str(), Some("pass" | "known-deviation")),
+            "{seed:#}"
+        );
+        let kill = verdict("broker-kill", "real_later_tansu_kill");
+        assert_eq!(kill["outcome"], "skipped", "{kill:#}");
+        let why = kill["skipped"].as_str().unwrap();
+        assert!(why.contains("no SQLite storage"), "skipped for {why:?}");
+    }
 }
 
 mod container_tansu {
