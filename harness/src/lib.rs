@@ -1,7 +1,7 @@
 //! Chaos and conformance harness for Kafka consumer-group rebalancing.
 //!
 //! Data flows one way: scenario -> cluster + network + producer + drivers -> history -> check ->
-//! report. See DESIGN.md for the contract.
+//! report. README.md and docs/ describe the contract (docs/driver-protocol.md for drivers).
 
 pub mod chaos;
 pub mod check;

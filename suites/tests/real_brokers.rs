@@ -306,7 +306,8 @@ mod process_tansu {
     fn a_tansu_build_without_sqlite_runs_on_memory_and_skips_kills() {
         let later = suites::workspace().join("target/brokers/tansu-510f3e2/tansu");
         if !later.is_file() {
-            let why = "no target/brokers/tansu-510f3e2/tansu (fixtures/brokers/tansu-510f3e2/fetch)";
+            let why =
+                "no target/brokers/tansu-510f3e2/tansu (fixtures/brokers/tansu-510f3e2/fetch)";
             if std::env::var("HARNESS_REAL_BROKERS").as_deref() == Ok("require") {
                 panic!("HARNESS_REAL_BROKERS=require but {why}");
             }
@@ -335,7 +336,10 @@ mod process_tansu {
             )
             .expect("a verdict");
             let log = std::fs::read_to_string(dir.join("broker-tansu/broker.log")).unwrap();
-            assert!(log.contains("memory://tansu/"), "not on memory storage:\n{log}");
+            assert!(
+                log.contains("memory://tansu/"),
+                "not on memory storage:\n{log}"
+            );
             v
         };
         let seed = verdict("seed", "real_later_tansu_seed");

@@ -1,4 +1,4 @@
-//! The oracle: reads a history, applies the rules of DESIGN.md, returns a verdict.
+//! The oracle: reads a history, applies the rules (README, "What a verdict means"), returns a verdict.
 //! It sees only the history, so any run can be re-checked offline.
 //!
 //! model.rs derives who owned what when; rules/ holds one module per rule, each turning

@@ -110,7 +110,7 @@ pub struct RunInfo {
     pub expectations: Expectations,
     /// One line that replays this run.
     pub replay: String,
-    /// What each fault's window must show (DESIGN.md's protocol x fault table).
+    /// What each fault's window must show (the protocol x fault table, fixtures/expectations.toml).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cell_expectations: BTreeMap<FaultKind, CellExpectation>,
     /// Known deviations and client findings that may apply to this run. Those keyed by

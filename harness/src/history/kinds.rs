@@ -229,7 +229,7 @@ impl FromStr for FaultKind {
     }
 }
 
-/// The oracle's rules (DESIGN.md, "The oracle"), one check each in a verdict.
+/// The oracle's rules (README, "What a verdict means"), one check each in a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {

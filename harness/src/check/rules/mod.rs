@@ -1,4 +1,4 @@
-//! One module per rule of the oracle (see DESIGN.md, "The oracle").
+//! One module per rule of the oracle (README, "What a verdict means").
 
 pub mod commits;
 pub mod completed;

@@ -1,5 +1,5 @@
 //! Rule 7, protocol expectations: what each membership change must look like under the
-//! protocol (DESIGN.md's protocol x fault table), the table's per-cell promises
+//! protocol, the protocol x fault table's per-cell promises
 //! (fixtures/expectations.toml), and the scenario's own promise about the final
 //! assignment.
 //!
