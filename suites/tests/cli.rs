@@ -37,6 +37,11 @@ fn unknown_scenario_protocol_and_broker_are_named() {
         &harness(&["run", "--broker", "kafka9"]),
         "unknown broker 'kafka9'",
     );
+    // Chaos judges liveness only: a budgets file would be silently ignored.
+    assert_cannot_run(
+        &harness(&["chaos", "--runs", "1", "--budgets", "fixtures/budgets.toml"]),
+        "--budgets does not apply to chaos",
+    );
 }
 
 #[test]

@@ -31,7 +31,8 @@ enum Command {
     /// Run a scenario against a broker and check it. Without --scenario or
     /// --scenario-file: the conformance matrix (every fault x the protocols).
     Run(RunArgs),
-    /// Run the protocol x fault conformance matrix; writes DIR/matrix.json.
+    /// Run the protocol x fault conformance matrix; writes each cell's reports and
+    /// DIR/matrix.json, matrix.md, junit.xml and index.html.
     Matrix(MatrixArgs),
     /// Run generated fault schedules; shrink the first that fails to DIR/minimal.toml.
     Chaos(ChaosArgs),
@@ -61,7 +62,7 @@ enum Command {
     Check {
         /// A history.jsonl written by a run.
         history: PathBuf,
-        /// Also write verdict.json and summary.md here.
+        /// Also write verdict.json, summary.md, metrics.prom and report.html here.
         #[arg(long)]
         report_dir: Option<PathBuf>,
         /// Exit non-zero for anything but a clean pass.
@@ -181,9 +182,11 @@ struct CommonArgs {
     /// flags are appended.
     #[arg(long)]
     driver: Option<String>,
+    /// Seed for every random choice (schedule, jitter, keys, start order); printed in
+    /// the replay line. Default: the current time in ms.
     #[arg(long)]
     seed: Option<u64>,
-    /// A budgets file instead of the shipped fixtures/budgets.toml.
+    /// A budgets file instead of the shipped fixtures/budgets.toml (not for chaos).
     #[arg(long)]
     budgets: Option<PathBuf>,
     /// Exit non-zero for anything but a clean pass (skipped, known deviations and
@@ -493,6 +496,10 @@ fn matrix_command(args: MatrixArgs) -> Result<bool> {
 fn chaos_command(args: ChaosArgs) -> Result<bool> {
     let protocols = protocols_arg(&args.protocols);
     broker_arg(&args.broker)?;
+    if args.common.budgets.is_some() {
+        // Chaos judges liveness only (fixed 180 s windows); a budgets file would be ignored.
+        bail!("--budgets does not apply to chaos: overlapping faults are judged for liveness only (a reaction and recovery within 180 s), never against per-fault budgets");
+    }
     let (driver, budgets, seed) = common_args(&args.common)?;
     let report_dir = args.report_dir.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
