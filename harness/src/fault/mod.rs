@@ -173,7 +173,7 @@ impl<'a> Executor<'a> {
         };
         // A member that died on its own (a client crash) cannot take a fault: the run
         // ends here, drained and checked, and members_alive names the death.
-        if let Some(why) = self.died_before(index, kind, &step.targets()) {
+        if let Some(why) = self.died_before(&format!("step {index} ({kind})"), &step.targets()) {
             return Ok(StepOutcome::Stalled(why));
         }
         self.faults += 1;
@@ -511,12 +511,12 @@ impl<'a> Executor<'a> {
             .collect()
     }
 
-    /// Why step `index` cannot happen, when one of its `targets` exited on its own.
-    fn died_before(&self, index: usize, kind: FaultKind, targets: &[String]) -> Option<String> {
+    /// Why `what` cannot happen, when one of its `targets` exited on its own.
+    fn died_before(&self, what: &str, targets: &[String]) -> Option<String> {
         self.recorder.view(|v| {
             v.died_among(targets).map(|(m, e)| {
                 format!(
-                    "step {index} ({kind}) cannot happen: {m} exited on its own ({})",
+                    "{what} cannot happen: {m} exited on its own ({})",
                     e.status()
                 )
             })
@@ -537,8 +537,7 @@ impl<'a> Executor<'a> {
         };
         // The exit is recorded by the member's watcher: give it a moment to land.
         let _ = tokio::time::timeout(Duration::from_secs(5), m.wait()).await;
-        let index = self.faults;
-        match self.died_before(index, f.kind, &[member.to_owned()]) {
+        match self.died_before(&format!("{} ({})", f.id, f.kind), &[member.to_owned()]) {
             Some(why) => Ok(Some(why)),
             None => Err(e.context(format!("cannot send {cmd} to {member}"))),
         }
@@ -571,15 +570,8 @@ impl<'a> Executor<'a> {
                 "{member}'s driver cannot run this: {reason}"
             )));
         }
-        if let Some(why) = self.recorder.view(|v| {
-            v.died_among(names).map(|(m, e)| {
-                format!(
-                    "step {index} (await_balanced {}) cannot happen: {m} exited on its own ({})",
-                    names.join(","),
-                    e.status()
-                )
-            })
-        }) {
+        let what = format!("step {index} (await_balanced {})", names.join(","));
+        if let Some(why) = self.died_before(&what, names) {
             return Ok(StepOutcome::Stalled(why));
         }
         match waited {
