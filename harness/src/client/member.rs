@@ -163,9 +163,9 @@ impl Member {
     /// A signal that only matters while the process lives: a driver that exited on its
     /// own between our check and the signal (ESRCH) has nothing left to resume or stop.
     fn signal_if_alive(&self, sig: Signal) -> Result<()> {
-        match killpg(Pid::from_raw(self.pid as i32), sig) {
-            Err(nix::errno::Errno::ESRCH) => Ok(()),
-            r => r.with_context(|| format!("cannot send {sig} to {}", self.name)),
+        match self.signal(sig) {
+            Err(e) if e.downcast_ref() == Some(&nix::errno::Errno::ESRCH) => Ok(()),
+            r => r,
         }
     }
 
